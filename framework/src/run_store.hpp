@@ -1,0 +1,136 @@
+#pragma once
+// The SQLite store of sweeps, runs, checkpoints, losses and metric values (see README "Schema").
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace difflab {
+
+enum class RunStatus { pending, running, done, failed };
+const char* run_status_name(RunStatus status);
+RunStatus parse_run_status(const std::string& name);
+
+struct SweepRecord {
+  std::int64_t id = 0;
+  std::string name;
+  std::string file;       // path of the sweep file as given
+  std::string file_text;  // its contents
+  std::string created_at;  // ISO 8601 UTC
+};
+
+struct RunRecord {
+  std::int64_t id = 0;
+  std::int64_t sweep_id = 0;
+  std::int64_t grid_index = 0;
+  std::string config_json;  // the fully resolved config of this grid point
+  std::string config_hash;  // hash of config_json: the run's stable identity
+  std::string train_hash;   // hash of the training-relevant part: runs sharing it share checkpoints
+  std::string axes_json;    // {"schedule.plugin": "linear", "seed": 0}
+  std::int64_t seed = 0;
+  std::string device;
+  RunStatus status = RunStatus::pending;
+  std::string reason;  // why it failed
+  std::string started_at;   // ISO 8601 UTC or ""
+  std::string finished_at;  // ISO 8601 UTC or ""
+  double train_seconds = 0;
+  double eval_seconds = 0;
+  std::string framework_version;
+  std::string plugin_versions_json;  // {"schedule/linear": "1.0.0 (libdifflab_schedule_linear.so)"}
+  std::int64_t pid = 0;  // process that runs it, while running
+};
+
+struct CheckpointRecord {
+  std::int64_t id = 0;
+  std::int64_t run_id = 0;
+  std::int64_t epoch = 0;
+  std::int64_t step = 0;
+  std::string file;
+  double wall_seconds = 0;  // training wall time when it was written
+};
+
+struct LossRecord {
+  std::int64_t step = 0;
+  std::int64_t epoch = 0;
+  double loss = 0;
+};
+
+struct MetricRecord {
+  std::int64_t checkpoint_id = 0;
+  std::string sampler;              // label such as "ddim(eta=0,steps=50)"; "" for checkpoint-scope
+  std::string sampler_params_json;  // {"plugin":"ddim","steps":50,"eta":0.0}; "{}" when none
+  std::string metric;               // e.g. "mmd"
+  std::string variant;              // e.g. "rbf(bandwidths=0.2,0.5,1,2,5)"
+  double value = 0;
+};
+
+struct ArtifactRecord {
+  std::int64_t checkpoint_id = 0;
+  std::string sampler;  // "" when not tied to a sampler
+  std::string kind;     // "samples_npy", ...
+  std::string path;
+};
+
+/// One SQLite database (WAL, foreign keys on, schema version in PRAGMA user_version with
+/// migrations applied on open). Not thread-safe: one RunStore per thread.
+class RunStore {
+ public:
+  static constexpr int kSchemaVersion = 1;
+
+  explicit RunStore(const std::string& path);  // creates the file if needed; InputError if not a db
+  ~RunStore();
+  RunStore(const RunStore&) = delete;
+  RunStore& operator=(const RunStore&) = delete;
+
+  int schema_version() const;
+  const std::string& path() const { return path_; }
+
+  /// Runs `fn` in one transaction (BEGIN IMMEDIATE ... COMMIT; ROLLBACK and rethrow on error).
+  void transaction(const std::function<void()>& fn);
+
+  std::optional<SweepRecord> find_sweep(const std::string& name) const;
+  std::int64_t add_sweep(const std::string& name, const std::string& file,
+                         const std::string& file_text);
+  void update_sweep_file(std::int64_t sweep_id, const std::string& file, const std::string& file_text);
+  std::vector<SweepRecord> sweeps() const;
+
+  /// Inserts a run, or returns the id of the run with the same (sweep_id, config_hash).
+  std::int64_t add_run(const RunRecord& run);
+  std::optional<RunRecord> find_run(std::int64_t sweep_id, const std::string& config_hash) const;
+  std::optional<RunRecord> run(std::int64_t run_id) const;
+  /// Runs of one sweep by grid index, or of all sweeps when `sweep` is empty.
+  std::vector<RunRecord> runs(const std::string& sweep = "") const;
+  /// A done run with this train_hash whose checkpoints can be reused, if any.
+  std::optional<RunRecord> find_trained(const std::string& train_hash) const;
+
+  void mark_running(std::int64_t run_id, const std::string& device, std::int64_t pid);
+  void mark_done(std::int64_t run_id, double train_seconds, double eval_seconds);
+  void mark_failed(std::int64_t run_id, const std::string& reason);
+
+  /// Inserts or replaces the checkpoint of (run_id, step); returns its id.
+  std::int64_t add_checkpoint(const CheckpointRecord& checkpoint);
+  std::vector<CheckpointRecord> checkpoints(std::int64_t run_id) const;  // by step
+
+  /// Inserts or replaces losses keyed by (run_id, step).
+  void add_losses(std::int64_t run_id, const std::vector<LossRecord>& losses);
+  std::vector<LossRecord> losses(std::int64_t run_id) const;  // by step
+
+  /// Inserts or replaces the value keyed by (checkpoint, sampler, metric, variant).
+  void add_metric(const MetricRecord& metric);
+  std::vector<MetricRecord> metrics(std::int64_t checkpoint_id) const;
+  /// Number of metric rows recorded for a checkpoint (to skip re-evaluating it).
+  std::int64_t metric_count(std::int64_t checkpoint_id) const;
+
+  void add_artifact(const ArtifactRecord& artifact);
+  std::vector<ArtifactRecord> artifacts(std::int64_t checkpoint_id) const;
+
+  struct Impl;
+
+ private:
+  std::string path_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace difflab
