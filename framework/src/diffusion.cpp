@@ -41,7 +41,7 @@ torch::Tensor DiffusionProcess::gather(const torch::Tensor& table, const torch::
                                        const torch::Tensor& like) {
   std::vector<std::int64_t> shape(like.dim(), 1);
   shape[0] = t.size(0);
-  return table.index_select(0, t.to(torch::kLong)).view(shape);
+  return table.index_select(0, t.to(table.device(), torch::kLong)).view(shape);
 }
 
 torch::Tensor DiffusionProcess::q_sample(const torch::Tensor& x0, const torch::Tensor& t,

@@ -1,9 +1,11 @@
 #include "difflab/options.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
 #include "difflab/errors.hpp"
+#include "difflab/registry.hpp"
 
 namespace difflab {
 namespace {
@@ -41,6 +43,27 @@ std::string check_number(const OptionSpec& spec, double v) {
     }
   }
   return "";
+}
+
+// Widens ints to floats where a float is expected; any other mismatch is an error.
+OptionValue coerce(const OptionSpec& spec, const OptionValue& value, const std::string& prefix) {
+  if (spec.type == OptionType::real) {
+    if (const auto* i = std::get_if<std::int64_t>(&value)) return double(*i);
+  }
+  if (spec.type == OptionType::real_list) {
+    if (const auto* l = std::get_if<std::vector<std::int64_t>>(&value)) {
+      return std::vector<double>(l->begin(), l->end());
+    }
+  }
+  static constexpr OptionType kIndexType[] = {
+      OptionType::boolean,   OptionType::integer,      OptionType::real,     OptionType::text,
+      OptionType::real_list, OptionType::integer_list, OptionType::text_list};
+  if (kIndexType[value.index()] != spec.type) {
+    throw InputError(prefix + "option '" + spec.name + "' must be a " +
+                     option_type_name(spec.type) + ", got " + option_type_name(kIndexType[value.index()]) +
+                     " " + format_option(value));
+  }
+  return value;
 }
 
 }  // namespace
@@ -182,6 +205,34 @@ const std::vector<std::int64_t>& Options::integer_list(const std::string& name) 
 }
 const std::vector<std::string>& Options::text_list(const std::string& name) const {
   return std::get<std::vector<std::string>>(at(name));
+}
+
+Options resolve_options(const std::vector<OptionSpec>& specs,
+                        std::map<std::string, OptionValue> given, const std::string& where) {
+  const std::string prefix = where.empty() ? "" : where + ": ";
+  std::vector<std::string> names;
+  for (const auto& spec : specs) names.push_back(spec.name);
+  for (auto& [name, value] : given) {
+    const auto it = std::find_if(specs.begin(), specs.end(),
+                                 [&](const OptionSpec& s) { return s.name == name; });
+    if (it == specs.end()) {
+      std::string msg = prefix + "unknown option '" + name + "'";
+      if (auto guess = did_you_mean(name, names); !guess.empty()) {
+        msg += " (did you mean '" + guess + "'?)";
+      }
+      throw InputError(msg);
+    }
+    value = coerce(*it, value, prefix);
+    if (auto problem = check_option(*it, value); !problem.empty()) {
+      throw InputError(prefix + "option '" + name + "' " + problem);
+    }
+  }
+  for (const auto& spec : specs) {
+    if (given.count(spec.name)) continue;
+    if (!spec.default_value) throw InputError(prefix + "option '" + spec.name + "' is required");
+    given.emplace(spec.name, *spec.default_value);
+  }
+  return Options(std::move(given));
 }
 
 }  // namespace difflab

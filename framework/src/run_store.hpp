@@ -63,7 +63,7 @@ struct MetricRecord {
   std::string sampler_params_json;  // {"plugin":"ddim","steps":50,"eta":0.0}; "{}" when none
   std::string metric;               // e.g. "mmd"
   std::string variant;              // e.g. "rbf(bandwidths=0.2,0.5,1,2,5)"
-  double value = 0;
+  double value = 0;  // NaN round-trips (stored as NULL)
 };
 
 struct ArtifactRecord {
@@ -88,9 +88,11 @@ class RunStore {
   const std::string& path() const { return path_; }
 
   /// Runs `fn` in one transaction (BEGIN IMMEDIATE ... COMMIT; ROLLBACK and rethrow on error).
+  /// Nested calls join the outermost transaction: an exception rolls all of it back.
   void transaction(const std::function<void()>& fn);
 
   std::optional<SweepRecord> find_sweep(const std::string& name) const;
+  /// Inserts a sweep, or returns the id of the sweep of that name (its file is left as is).
   std::int64_t add_sweep(const std::string& name, const std::string& file,
                          const std::string& file_text);
   void update_sweep_file(std::int64_t sweep_id, const std::string& file, const std::string& file_text);
@@ -105,6 +107,8 @@ class RunStore {
   /// A done run with this train_hash whose checkpoints can be reused, if any.
   std::optional<RunRecord> find_trained(const std::string& train_hash) const;
 
+  /// Status transitions with UTC ISO 8601 times; RunError if the run does not exist. Running
+  /// clears the reason and finished_at of an earlier try; done and failed set pid to 0.
   void mark_running(std::int64_t run_id, const std::string& device, std::int64_t pid);
   void mark_done(std::int64_t run_id, double train_seconds, double eval_seconds);
   void mark_failed(std::int64_t run_id, const std::string& reason);
@@ -125,6 +129,12 @@ class RunStore {
 
   void add_artifact(const ArtifactRecord& artifact);
   std::vector<ArtifactRecord> artifacts(std::int64_t checkpoint_id) const;
+
+  /// Bulk reads for reports (one query each, whatever the store's size).
+  /// Checkpoints of a sweep's runs (every sweep's when `sweep` is empty), by run id then step.
+  std::vector<CheckpointRecord> sweep_checkpoints(const std::string& sweep = "") const;
+  /// Metric values of those checkpoints, in the order they were first recorded.
+  std::vector<MetricRecord> sweep_metrics(const std::string& sweep = "") const;
 
   struct Impl;
 

@@ -74,4 +74,11 @@ class DIFFLAB_API Options {
   std::map<std::string, OptionValue> values_;
 };
 
+/// Fills defaults into `given`, checks every value against its spec and refuses unknown or
+/// missing options with an InputError ("unknown option 'x' (did you mean 'y'?)"). `where` prefixes
+/// messages, e.g. "schedule 'linear'".
+DIFFLAB_API Options resolve_options(const std::vector<OptionSpec>& specs,
+                                    std::map<std::string, OptionValue> given,
+                                    const std::string& where = "");
+
 }  // namespace difflab

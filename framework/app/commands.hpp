@@ -1,0 +1,38 @@
+#pragma once
+// The runner's subcommands: one file each (options, set-up, run), dispatched by main.cpp.
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include "sweep_grid.hpp"
+
+namespace difflab::app {
+
+namespace po = boost::program_options;
+using Args = std::vector<std::string>;
+
+int sweep_command(const Args& args);     // runner sweep FILE ...
+int run_command(const Args& args);       // runner run FILE --index I ...
+int validate_command(const Args& args);  // runner validate FILE
+int report_command(const Args& args);    // runner report --db PATH ...
+int plugins_command(const Args& args);   // runner plugins [--kind KIND]
+
+/// Options every command that loads plugins shares.
+struct PluginArgs {
+  std::vector<std::string> plugin_dirs;
+  void add_to(po::options_description& desc);
+  void load() const;  // the build's/installed plugins, --plugin-dir, DIFFLAB_PLUGIN_PATH
+};
+
+/// Parses `args` (after the subcommand) into `vm`; `--help` prints usage and returns false.
+bool parse_args(const Args& args, const std::string& usage, const po::options_description& desc,
+                const po::positional_options_description& positional, po::variables_map& vm);
+
+/// Sets the log level, BLAS threading and torch's thread count; logs what it chose.
+void configure_runtime(int threads, bool verbose, bool quiet);
+
+/// Loads the sweep and validates every grid point (plugins created once each).
+SweepGrid load_and_validate(const std::string& file, const std::vector<std::string>& overrides);
+
+}  // namespace difflab::app

@@ -1,0 +1,55 @@
+#include "checkpoint.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "difflab/errors.hpp"
+
+namespace difflab {
+
+void save_checkpoint(const std::string& path, Denoiser& model, torch::optim::Optimizer& optimizer,
+                     const torch::Generator& generator, CheckpointPosition position) {
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model_archive, optimizer_archive;
+  model.save(model_archive);
+  optimizer.save(optimizer_archive);
+  archive.write("model", model_archive);
+  archive.write("optimizer", optimizer_archive);
+  archive.write("rng", generator.get_state());
+  archive.write("epoch", torch::tensor(position.epoch));
+  archive.write("step", torch::tensor(position.step));
+  const auto tmp = path + ".tmp-" + std::to_string(::getpid());
+  archive.save_to(tmp);
+  std::filesystem::rename(tmp, path);
+}
+
+CheckpointPosition load_checkpoint(const std::string& path, Denoiser& model,
+                                   torch::optim::Optimizer* optimizer, torch::Generator* generator,
+                                   torch::Device device) {
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path, device);
+  } catch (const c10::Error& e) {
+    throw RunError(path + ": cannot read checkpoint: " + e.what_without_backtrace());
+  }
+  torch::serialize::InputArchive model_archive;
+  archive.read("model", model_archive);
+  model.load(model_archive);
+  if (optimizer) {
+    torch::serialize::InputArchive optimizer_archive;
+    archive.read("optimizer", optimizer_archive);
+    optimizer->load(optimizer_archive);
+  }
+  if (generator) {
+    torch::Tensor state;
+    archive.read("rng", state);
+    generator->set_state(state.to(torch::kCPU));
+  }
+  torch::Tensor epoch, step;
+  archive.read("epoch", epoch);
+  archive.read("step", step);
+  return {epoch.item<std::int64_t>(), step.item<std::int64_t>()};
+}
+
+}  // namespace difflab

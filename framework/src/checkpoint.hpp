@@ -1,0 +1,27 @@
+#pragma once
+// Checkpoint files: model, optimizer and RNG state at an epoch boundary, written atomically.
+#include <cstdint>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "difflab/denoiser.hpp"
+
+namespace difflab {
+
+struct CheckpointPosition {
+  std::int64_t epoch = 0;
+  std::int64_t step = 0;
+};
+
+/// Writes to a temporary name and renames, so a crash never leaves a half-written file.
+void save_checkpoint(const std::string& path, Denoiser& model, torch::optim::Optimizer& optimizer,
+                     const torch::Generator& generator, CheckpointPosition position);
+
+/// Restores what save_checkpoint wrote; `optimizer` and `generator` may be null (evaluation only).
+/// Tensors are loaded onto `device`, whatever device wrote them.
+CheckpointPosition load_checkpoint(const std::string& path, Denoiser& model,
+                                   torch::optim::Optimizer* optimizer, torch::Generator* generator,
+                                   torch::Device device);
+
+}  // namespace difflab

@@ -1,0 +1,403 @@
+#include "engine.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <mutex>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "checkpoint.hpp"
+#include "difflab/errors.hpp"
+#include "npy.hpp"
+#include "train_step.hpp"
+
+namespace difflab {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string file_label(const std::string& label) {
+  std::string out;
+  for (char c : label) {
+    const bool keep = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+    out += keep ? c : (c == '=' ? '-' : '_');
+  }
+  while (!out.empty() && out.back() == '_') out.pop_back();
+  return out;
+}
+
+std::string axes_text(const RunConfig& run) {
+  std::string out;
+  for (const auto& [k, v] : run.axes.items()) {
+    out += (out.empty() ? "" : " ") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+  }
+  return out.empty() ? "(no axes)" : out;
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& train, Denoiser& model) {
+  if (train.optimizer == "adamw") {
+    return std::make_unique<torch::optim::AdamW>(
+        model.parameters(), torch::optim::AdamWOptions(train.lr).weight_decay(train.weight_decay));
+  }
+  return std::make_unique<torch::optim::Adam>(
+      model.parameters(), torch::optim::AdamOptions(train.lr).weight_decay(train.weight_decay));
+}
+
+DataSplit to_device(const DataSplit& split, torch::Device device) {
+  return {split.x.to(device), split.labels.defined() ? split.labels.to(device) : split.labels};
+}
+
+// Everything one run needs, made from its config.
+struct RunContext {
+  const RunConfig& run;
+  torch::Device device;
+  std::shared_ptr<Dataset> dataset;
+  std::shared_ptr<NoiseSchedule> schedule;
+  std::shared_ptr<Denoiser> model;
+  std::vector<std::shared_ptr<Sampler>> samplers;
+  std::vector<std::shared_ptr<Metric>> metrics;
+  DataSplit train, test;
+  std::unique_ptr<DiffusionProcess> process;
+  fs::path run_dir;
+};
+
+std::mutex& global_seed_mutex() {
+  static std::mutex* m = new std::mutex;  // parameter init draws from torch's global generator
+  return *m;
+}
+
+void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecord& checkpoint) {
+  torch::NoGradGuard no_grad;
+  ctx.model->eval();
+  const auto& run = ctx.run;
+  const auto dir = fs::path(checkpoint.file).parent_path();
+  std::vector<MetricRecord> rows;
+  std::vector<ArtifactRecord> artifacts;
+  const auto record = [&](const std::vector<MetricValue>& values, const PluginConfig& sampler) {
+    for (const auto& v : values) {
+      rows.push_back({checkpoint.id, sampler.label, sampler.json.dump(), v.name, v.variant, v.value});
+    }
+  };
+  const PluginConfig no_sampler{"", Options{}, "", nlohmann::json::object()};
+  for (std::size_t m = 0; m < ctx.metrics.size(); ++m) {
+    if (ctx.metrics[m]->scope() != Metric::Scope::checkpoint) continue;
+    const auto& label = run.evaluation.metrics[m].label;
+    MetricContext mc{*ctx.model, *ctx.process, ctx.train, ctx.test, torch::Tensor(),
+                     make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step))};
+    record(ctx.metrics[m]->evaluate(mc), no_sampler);
+  }
+  auto sample_shape = ctx.train.x.sizes().vec();
+  sample_shape[0] = run.evaluation.num_samples;
+  for (std::size_t s = 0; s < ctx.samplers.size(); ++s) {
+    const auto& sampler = run.evaluation.samplers[s];
+    auto gen = make_generator(ctx.device, derive_seed(run.seed, "sampler:" + sampler.label, checkpoint.step));
+    const auto x_T = torch::randn(sample_shape, gen, ctx.train.x.options());
+    SamplingContext sc{*ctx.model, *ctx.process, gen, Conditioning{}, nullptr};
+    torch::Tensor samples;
+    try {
+      samples = ctx.samplers[s]->sample(sc, x_T);
+    } catch (const c10::Error& e) {
+      throw RunError("sampler '" + sampler.label + "' failed: " + e.what_without_backtrace());
+    } catch (const InputError& e) {
+      throw RunError("sampler '" + sampler.label + "': " + e.what());
+    }
+    const auto npy = (dir / ("samples-" + file_label(sampler.label) + ".npy")).string();
+    write_npy(npy, samples);
+    artifacts.push_back({checkpoint.id, sampler.label, "samples_npy", npy});
+    for (std::size_t m = 0; m < ctx.metrics.size(); ++m) {
+      if (ctx.metrics[m]->scope() != Metric::Scope::samples) continue;
+      const auto& label = run.evaluation.metrics[m].label;
+      MetricContext mc{*ctx.model, *ctx.process, ctx.train, ctx.test, samples,
+                       make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step))};
+      record(ctx.metrics[m]->evaluate(mc), sampler);
+    }
+  }
+  store.transaction([&] {
+    for (const auto& r : rows) store.add_metric(r);
+    for (const auto& a : artifacts) store.add_artifact(a);
+  });
+  ctx.model->train();
+}
+
+RunContext make_context(const Registry& registry, const RunConfig& run, const fs::path& out_dir) {
+  RunContext ctx{run, resolve_device(run.device), {}, {}, {}, {}, {}, {}, {}, {}, {}};
+  ctx.dataset = registry.make_dataset(run.dataset.plugin, run.dataset.options);
+  ctx.schedule = registry.make_schedule(run.schedule.plugin, run.schedule.options);
+  {
+    std::lock_guard<std::mutex> lock(global_seed_mutex());
+    torch::manual_seed(derive_seed(run.seed, "model-init"));
+    ctx.model = registry.make_model(run.model.plugin, run.model.options);
+  }
+  ctx.model->to(ctx.device);
+  for (const auto& s : run.evaluation.samplers) {
+    ctx.samplers.push_back(registry.make_sampler(s.plugin, s.options));
+  }
+  for (const auto& m : run.evaluation.metrics) {
+    ctx.metrics.push_back(registry.make_metric(m.plugin, m.options));
+  }
+  ctx.train = to_device(ctx.dataset->load(Split::train, derive_seed(run.seed, "data")), ctx.device);
+  ctx.test = to_device(ctx.dataset->load(Split::test, derive_seed(run.seed, "data")), ctx.device);
+  if (ctx.train.x.size(0) < 1) throw RunError("the dataset's train split is empty");
+  ctx.process = std::make_unique<DiffusionProcess>(ctx.schedule->betas(), ctx.device);
+  ctx.run_dir = out_dir / run.sweep / run.train_hash;
+  return ctx;
+}
+
+}  // namespace
+
+torch::Device resolve_device(const std::string& device) {
+  if (device == "auto") return torch::cuda::is_available() ? torch::Device("cuda") : torch::Device("cpu");
+  torch::Device d(device);
+  if (d.is_cuda()) {
+    if (!torch::cuda::is_available()) {
+      throw InputError("device '" + device + "': this build of torch has no usable CUDA device");
+    }
+    if (d.has_index() && d.index() >= static_cast<int>(torch::cuda::device_count())) {
+      throw InputError("device '" + device + "': only " + std::to_string(torch::cuda::device_count()) +
+                       " CUDA devices are present");
+    }
+  }
+  return d;
+}
+
+torch::Generator make_generator(torch::Device device, std::uint64_t seed) {
+  auto gen = device.is_cpu() ? at::detail::createCPUGenerator(seed)
+                             : at::globalContext().defaultGenerator(device).clone();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_current_seed(seed);
+  return gen;
+}
+
+std::uint64_t derive_seed(std::int64_t seed, const std::string& purpose, std::int64_t step) {
+  const auto h = stable_hash(std::to_string(seed) + "/" + purpose + "/" + std::to_string(step));
+  return std::stoull(h.substr(0, 15), nullptr, 16);  // 60 bits: fits torch's int64 seeds
+}
+
+void validate_run(const Registry& registry, const RunConfig& run) {
+  const auto schedule = registry.make_schedule(run.schedule.plugin, run.schedule.options);
+  const auto betas = schedule->betas();
+  const std::int64_t timesteps = betas.size(0);
+  if (!(betas.gt(0).all().item<bool>() && betas.lt(1).all().item<bool>())) {
+    throw InputError("run " + std::to_string(run.index) + ": schedule '" + run.schedule.label +
+                     "' gives betas outside (0, 1)");
+  }
+  for (const auto& s : run.evaluation.samplers) {
+    const auto sampler = registry.make_sampler(s.plugin, s.options);
+    if (sampler->steps(timesteps) > timesteps) {
+      throw InputError("run " + std::to_string(run.index) + ": evaluation.samplers '" + s.label +
+                       "' takes " + std::to_string(sampler->steps(timesteps)) +
+                       " steps, more than the schedule's " + std::to_string(timesteps) + " timesteps");
+    }
+  }
+  registry.make_dataset(run.dataset.plugin, run.dataset.options);
+  for (const auto& m : run.evaluation.metrics) registry.make_metric(m.plugin, m.options);
+  resolve_device(run.device);
+}
+
+RunExecutor::RunExecutor(const Registry& registry, RunStore& store, EngineOptions options)
+    : registry_(registry), store_(store), options_(std::move(options)) {}
+
+void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
+  RunContext ctx = make_context(registry_, run, options_.out_dir);
+  const auto tag = "run " + std::to_string(run.index) + " [" + axes_text(run) + "]";
+  auto optimizer = make_optimizer(run.train, *ctx.model);
+  auto gen = make_generator(ctx.device, derive_seed(run.seed, "train"));
+  double train_seconds = 0, eval_seconds = 0;
+
+  // Resume from our own last readable checkpoint, or reuse an identical training's checkpoints.
+  auto checkpoints = store_.checkpoints(run_id);
+  if (checkpoints.empty()) {
+    if (auto trained = store_.find_trained(run.train_hash); trained && trained->id != run_id) {
+      spdlog::info("{}: reusing the checkpoints of run {} (same training config)", tag, trained->id);
+      store_.transaction([&] {
+        store_.add_losses(run_id, store_.losses(trained->id));
+        for (auto c : store_.checkpoints(trained->id)) {
+          c.id = 0;
+          c.run_id = run_id;
+          store_.add_checkpoint(c);
+        }
+      });
+      checkpoints = store_.checkpoints(run_id);
+    }
+  }
+  const std::int64_t n = ctx.train.x.size(0);
+  const std::int64_t batch = std::min(run.train.batch_size, n);
+  const std::int64_t steps_per_epoch = n / batch;  // drop the ragged tail: static shapes
+  const std::int64_t total_steps =
+      run.train.steps > 0 ? run.train.steps : run.train.epochs * steps_per_epoch;
+  const std::int64_t total_epochs = (total_steps + steps_per_epoch - 1) / steps_per_epoch;
+
+  CheckpointPosition position;
+  bool trained_elsewhere = false;
+  for (auto it = checkpoints.rbegin(); it != checkpoints.rend(); ++it) {
+    if (!fs::exists(it->file)) continue;
+    position = load_checkpoint(it->file, *ctx.model, optimizer.get(), &gen, ctx.device);
+    trained_elsewhere = position.step >= total_steps;
+    if (position.step > 0) spdlog::info("{}: resuming from epoch {} (step {})", tag, position.epoch, position.step);
+    break;
+  }
+
+  ctx.model->train();
+  TrainStep step(*ctx.model, *ctx.process, *optimizer, run.train.grad_clip);
+  std::vector<LossRecord> pending_losses;
+  std::int64_t global_step = position.step;
+  auto last_report = Clock::now();
+  std::int64_t steps_since_report = 0;
+  for (std::int64_t epoch = position.epoch + 1; !trained_elsewhere && epoch <= total_epochs; ++epoch) {
+    const auto start = Clock::now();
+    const auto order = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kLong).device(ctx.device));
+    torch::Tensor loss_sum = torch::zeros({}, ctx.train.x.options());
+    std::int64_t steps_this_epoch = 0;
+    for (std::int64_t b = 0; b < steps_per_epoch && global_step < total_steps; ++b) {
+      const auto x0 = ctx.train.x.index_select(0, order.slice(0, b * batch, (b + 1) * batch));
+      try {
+        loss_sum += step(x0, gen);
+      } catch (const c10::Error& e) {
+        throw RunError("training step failed at epoch " + std::to_string(epoch) + ": " +
+                       e.what_without_backtrace());
+      }
+      ++global_step;
+      ++steps_this_epoch;
+    }
+    const double loss = loss_sum.item<double>() / static_cast<double>(std::max<std::int64_t>(1, steps_this_epoch));
+    train_seconds += seconds_since(start);
+    steps_since_report += steps_this_epoch;
+    if (!std::isfinite(loss)) {
+      store_.add_losses(run_id, pending_losses);
+      throw RunError("the training loss became " + std::string(std::isnan(loss) ? "NaN" : "infinite") +
+                     " at epoch " + std::to_string(epoch) + " (step " + std::to_string(global_step) +
+                     "); lower train.lr or set train.grad_clip");
+    }
+    pending_losses.push_back({global_step, epoch, loss});
+    const bool last = epoch == total_epochs;
+    if (epoch % run.train.checkpoint_every != 0 && !last) continue;
+
+    const auto dir = ctx.run_dir / fmt::format("epoch-{:06d}", epoch);
+    fs::create_directories(dir);
+    const auto file = (dir / "checkpoint.pt").string();
+    save_checkpoint(file, *ctx.model, *optimizer, gen, {epoch, global_step});
+    CheckpointRecord record{0, run_id, epoch, global_step, file, train_seconds};
+    store_.transaction([&] {
+      store_.add_losses(run_id, pending_losses);
+      record.id = store_.add_checkpoint(record);
+    });
+    pending_losses.clear();
+    const double rate = steps_since_report / std::max(1e-9, seconds_since(last_report));
+    spdlog::info("{}: epoch {}/{} step {} loss {:.4f} ({:.0f} steps/s)", tag, epoch, total_epochs,
+                 global_step, loss, rate);
+    const auto eval_start = Clock::now();
+    evaluate_checkpoint(ctx, store_, record);
+    eval_seconds += seconds_since(eval_start);
+    last_report = Clock::now();
+    steps_since_report = 0;
+  }
+
+  // Checkpoints written but not evaluated (a crash mid-evaluation, or reused ones).
+  for (const auto& c : store_.checkpoints(run_id)) {
+    if (store_.metric_count(c.id) > 0 || run.evaluation.metrics.empty()) continue;
+    if (!fs::exists(c.file)) throw RunError("checkpoint file " + c.file + " is missing; delete the run to retrain");
+    load_checkpoint(c.file, *ctx.model, nullptr, nullptr, ctx.device);
+    const auto eval_start = Clock::now();
+    evaluate_checkpoint(ctx, store_, c);
+    eval_seconds += seconds_since(eval_start);
+    spdlog::info("{}: evaluated epoch {}", tag, c.epoch);
+  }
+  store_.mark_done(run_id, train_seconds, eval_seconds);
+}
+
+std::int64_t record_sweep(const SweepGrid& grid, RunStore& store, const Registry& registry) {
+  std::int64_t sweep_id = 0;
+  store.transaction([&] {
+    if (auto existing = store.find_sweep(grid.name)) {
+      sweep_id = existing->id;
+      const auto runs = store.runs(grid.name);
+      std::set<std::string> stored, wanted;
+      for (const auto& r : runs) stored.insert(r.config_hash);
+      for (const auto& r : grid.runs) wanted.insert(r.config_hash);
+      if (!runs.empty() && stored != wanted) {
+        throw InputError(grid.file + ": the sweep '" + grid.name + "' in " + store.path() +
+                         " was recorded with a different grid (" + std::to_string(runs.size()) +
+                         " runs, " + std::to_string(grid.runs.size()) +
+                         " now); rename the sweep (name: or --set name=...) or use another --db");
+      }
+      store.update_sweep_file(sweep_id, grid.file, grid.text);
+    } else {
+      sweep_id = store.add_sweep(grid.name, grid.file, grid.text);
+    }
+    for (const auto& run : grid.runs) {
+      nlohmann::json versions = nlohmann::json::object();
+      const auto note = [&](PluginKind kind, const PluginConfig& p) {
+        if (const auto* e = registry.find(kind, p.plugin)) {
+          versions[std::string(plugin_kind_name(kind)) + "/" + p.plugin] =
+              e->info.version + " (" + fs::path(e->library).filename().string() + ")";
+        }
+      };
+      note(PluginKind::dataset, run.dataset);
+      note(PluginKind::model, run.model);
+      note(PluginKind::schedule, run.schedule);
+      for (const auto& s : run.evaluation.samplers) note(PluginKind::sampler, s);
+      for (const auto& m : run.evaluation.metrics) note(PluginKind::metric, m);
+      RunRecord record;
+      record.sweep_id = sweep_id;
+      record.grid_index = run.index;
+      record.config_json = run.json.dump();
+      record.config_hash = run.config_hash;
+      record.train_hash = run.train_hash;
+      record.axes_json = run.axes.dump();
+      record.seed = run.seed;
+      record.device = run.device;
+      record.framework_version = DIFFLAB_VERSION;
+      record.plugin_versions_json = versions.dump();
+      store.add_run(record);
+    }
+  });
+  return sweep_id;
+}
+
+SweepSummary run_sweep(const SweepGrid& grid, RunStore& store, const Registry& registry,
+                       const SweepOptions& options) {
+  const auto sweep_id = record_sweep(grid, store, registry);
+  SweepSummary summary;
+  RunExecutor executor(registry, store, options.engine);
+  for (const auto& run : grid.runs) {
+    if (options.only_index && *options.only_index != run.index) continue;
+    const auto record = store.find_run(sweep_id, run.config_hash);
+    if (record->status == RunStatus::done) {
+      ++summary.done;
+      ++summary.skipped;
+      continue;
+    }
+    if (record->status == RunStatus::failed && !options.retry_failed) {
+      spdlog::warn("run {} failed before ({}); skipped, use --retry-failed to run it again",
+                   run.index, record->reason);
+      ++summary.failed;
+      continue;
+    }
+    const auto device = resolve_device(run.device);
+    store.mark_running(record->id, device.str(), ::getpid());
+    spdlog::info("run {}/{} [{}] on {}", run.index + 1, grid.runs.size(), axes_text(run), device.str());
+    try {
+      executor.execute(run, record->id);
+      ++summary.done;
+    } catch (const InputError& e) {
+      store.mark_failed(record->id, e.what());  // the caller reports it and exits 2
+      throw;
+    } catch (const std::exception& e) {
+      spdlog::error("run {} failed: {}", run.index, e.what());
+      store.mark_failed(record->id, e.what());
+      ++summary.failed;
+    }
+  }
+  return summary;
+}
+
+}  // namespace difflab

@@ -1,0 +1,422 @@
+// render_report: the store's runs as one table (plain text, markdown, CSV or JSON).
+#include "report.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <unordered_map>
+
+#include "difflab/errors.hpp"
+#include "difflab/registry.hpp"
+
+namespace difflab {
+namespace {
+
+using Json = nlohmann::ordered_json;  // keeps axes and row keys in first-seen order
+
+constexpr std::size_t kTableReasonWidth = 60;
+// The key metric of CheckpointChoice::best, in order of preference; else the first column.
+const std::vector<std::string> kBestMetrics = {"wasserstein", "fid", "mmd", "test_loss"};
+
+// How a column's cells are printed: axes compactly, metrics to 4 significant digits in tables.
+enum class ColumnKind { text, integer, axis, metric };
+
+struct Column {
+  std::string header;
+  ColumnKind kind;
+};
+
+struct MetricKey {
+  std::string metric, variant, sampler;
+  bool operator<(const MetricKey& o) const {
+    return std::tie(metric, variant, sampler) < std::tie(o.metric, o.variant, o.sampler);
+  }
+};
+
+std::string format_double(const char* format, double value) {
+  char text[64];
+  std::snprintf(text, sizeof text, format, value);
+  return text;
+}
+
+// Shortest text that reads back as the same double: 0.0001, not 1.000000e-04.
+std::string compact_double(double value) {
+  if (!std::isfinite(value)) return format_double("%g", value);
+  for (int precision = 1; precision <= 17; ++precision) {
+    char format[8];
+    std::snprintf(format, sizeof format, "%%.%dg", precision);
+    auto text = format_double(format, value);
+    if (std::strtod(text.c_str(), nullptr) == value) return text;
+  }
+  return format_double("%.17g", value);
+}
+
+// One cell as text; `full` keeps every digit of metric values (CSV) instead of 4 (tables).
+std::string cell_text(const Json& value, ColumnKind kind, bool full) {
+  if (value.is_null()) return "";
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_boolean()) return value.get<bool>() ? "true" : "false";
+  if (value.is_number_integer()) return value.dump();
+  if (value.is_number_float()) {
+    const double v = value.get<double>();
+    if (kind == ColumnKind::metric) return format_double(full ? "%.17g" : "%.4g", v);
+    return compact_double(v);
+  }
+  return value.dump();  // arrays and objects given as axis values
+}
+
+std::string one_line(std::string text) {
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  std::replace(text.begin(), text.end(), '\r', ' ');
+  return text;
+}
+
+bool right_aligned(ColumnKind kind) {
+  return kind == ColumnKind::integer || kind == ColumnKind::metric;
+}
+
+std::string render_table(const std::vector<Column>& columns,
+                         const std::vector<std::vector<Json>>& rows) {
+  std::vector<std::vector<std::string>> cells;
+  std::vector<std::size_t> widths;
+  for (const auto& c : columns) widths.push_back(c.header.size());
+  for (const auto& row : rows) {
+    auto& line = cells.emplace_back();
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      std::string text =
+          row[i].is_null() ? "-" : one_line(cell_text(row[i], columns[i].kind, false));
+      if (columns[i].header == "reason" && text.size() > kTableReasonWidth) {
+        text = text.substr(0, kTableReasonWidth - 3) + "...";
+      }
+      widths[i] = std::max(widths[i], text.size());
+      line.push_back(std::move(text));
+    }
+  }
+  auto emit = [&](const std::vector<std::string>& texts, std::string& out) {
+    std::string line;
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      const std::string pad(widths[i] - texts[i].size(), ' ');
+      if (i > 0) line += "  ";
+      line += right_aligned(columns[i].kind) ? pad + texts[i] : texts[i] + pad;
+    }
+    line.erase(line.find_last_not_of(' ') + 1);
+    out += line + "\n";
+  };
+  std::string out;
+  std::vector<std::string> headers, rule;
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    headers.push_back(columns[i].header);
+    rule.emplace_back(widths[i], '-');
+  }
+  emit(headers, out);
+  emit(rule, out);
+  for (const auto& line : cells) emit(line, out);
+  return out;
+}
+
+std::string markdown_escape(const std::string& text) {
+  std::string out;
+  for (char c : one_line(text)) {
+    if (c == '|') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::string render_markdown(const std::vector<Column>& columns,
+                            const std::vector<std::vector<Json>>& rows) {
+  std::string out = "|";
+  for (const auto& c : columns) out += " " + markdown_escape(c.header) + " |";
+  out += "\n|";
+  for (const auto& c : columns) out += right_aligned(c.kind) ? " ---: |" : " --- |";
+  out += "\n";
+  for (const auto& row : rows) {
+    out += "|";
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      out += " " +
+             (row[i].is_null() ? std::string("-")
+                               : markdown_escape(cell_text(row[i], columns[i].kind, false))) +
+             " |";
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+// RFC 4180: quote a field holding a comma, quote or line break; double the quotes inside.
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string render_csv(const std::vector<Column>& columns,
+                       const std::vector<std::vector<Json>>& rows) {
+  std::string out;
+  for (std::size_t i = 0; i < columns.size(); ++i)
+    out += (i ? "," : "") + csv_field(columns[i].header);
+  out += "\n";
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      out += (i ? "," : "") + csv_field(cell_text(row[i], columns[i].kind, true));
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+std::string render_json(const std::vector<Column>& columns,
+                        const std::vector<std::vector<Json>>& rows) {
+  Json out = Json::array();
+  for (const auto& row : rows) {
+    Json object = Json::object();
+    for (std::size_t i = 0; i < columns.size(); ++i) object[columns[i].header] = row[i];
+    out.push_back(std::move(object));
+  }
+  return out.dump(2) + "\n";  // NaN and infinities dump as null
+}
+
+// A metric's header: "mmd", "mmd[ddpm]", or "fid{inception}[ddpm]" when fid has 2+ variants.
+std::string metric_header(const MetricKey& key, bool show_variant) {
+  std::string header = key.metric;
+  if (show_variant && !key.variant.empty()) header += "{" + key.variant + "}";
+  if (!key.sampler.empty()) header += "[" + key.sampler + "]";
+  return header;
+}
+
+}  // namespace
+
+ReportFormat parse_report_format(const std::string& name) {
+  if (name == "table") return ReportFormat::table;
+  if (name == "markdown" || name == "md") return ReportFormat::markdown;
+  if (name == "csv") return ReportFormat::csv;
+  if (name == "json") return ReportFormat::json;
+  std::string message = "unknown report format '" + name + "'";
+  if (auto guess = did_you_mean(name, {"table", "markdown", "csv", "json"}); !guess.empty()) {
+    message += " (did you mean '" + guess + "'?)";
+  }
+  throw InputError(message + "; expected table, markdown, csv or json");
+}
+
+CheckpointChoice parse_checkpoint_choice(const std::string& name) {
+  if (name == "final") return CheckpointChoice::final;
+  if (name == "best") return CheckpointChoice::best;
+  if (name == "all") return CheckpointChoice::all;
+  std::string message = "unknown checkpoint choice '" + name + "'";
+  if (auto guess = did_you_mean(name, {"final", "best", "all"}); !guess.empty()) {
+    message += " (did you mean '" + guess + "'?)";
+  }
+  throw InputError(message + "; expected final, best or all");
+}
+
+std::string render_report(const RunStore& store, const ReportOptions& options) {
+  // Four queries in all (sweeps, runs, checkpoints, metrics), whatever the store's size.
+  const auto sweeps = store.sweeps();
+  std::unordered_map<std::int64_t, std::string> sweep_names;
+  std::vector<std::string> names;
+  for (const auto& s : sweeps) {
+    sweep_names[s.id] = s.name;
+    names.push_back(s.name);
+  }
+  // An empty store is not an error (nothing ran yet), a mistyped sweep name is.
+  if (!options.sweep.empty() && !sweep_names.empty() &&
+      std::find(names.begin(), names.end(), options.sweep) == names.end()) {
+    std::string message = "no sweep named '" + options.sweep + "' in " + store.path();
+    if (auto guess = did_you_mean(options.sweep, names); !guess.empty()) {
+      message += " (did you mean '" + guess + "'?)";
+    } else {
+      std::string all;
+      for (const auto& n : names) all += (all.empty() ? "" : ", ") + n;
+      message += " (sweeps: " + all + ")";
+    }
+    throw InputError(message);
+  }
+
+  const auto runs = store.runs(options.sweep);
+  if (runs.empty()) {
+    if (options.format == ReportFormat::json) return "[]\n";
+    if (options.format == ReportFormat::csv) return "";
+    return "no runs recorded in " + store.path() +
+           (options.sweep.empty() ? std::string() : " for sweep '" + options.sweep + "'") + "\n";
+  }
+  const auto checkpoints = store.sweep_checkpoints(options.sweep);
+  const auto metrics = store.sweep_metrics(options.sweep);
+
+  // Index: run -> its checkpoints by step; checkpoint -> its metric values.
+  std::unordered_map<std::int64_t, std::size_t> run_index;
+  for (std::size_t i = 0; i < runs.size(); ++i) run_index[runs[i].id] = i;
+  std::vector<std::vector<const CheckpointRecord*>> run_checkpoints(runs.size());
+  for (const auto& c : checkpoints) {
+    // Rows written between our queries by a running sweep are skipped, not an error.
+    if (auto it = run_index.find(c.run_id); it != run_index.end())
+      run_checkpoints[it->second].push_back(&c);
+  }
+  std::unordered_map<std::int64_t, std::vector<const MetricRecord*>> checkpoint_metrics;
+  for (const auto& m : metrics) checkpoint_metrics[m.checkpoint_id].push_back(&m);
+
+  // Metric columns: checkpoint-scope ones first, then grouped by metric, each in first-seen order.
+  std::map<std::string, std::size_t> metric_rank, sampler_rank;
+  std::map<std::pair<std::string, std::string>, std::size_t> variant_rank;
+  std::map<std::string, std::set<std::string>> variants_of;
+  std::set<MetricKey> keys;
+  for (const auto& m : metrics) {
+    metric_rank.emplace(m.metric, metric_rank.size());
+    variant_rank.emplace(std::make_pair(m.metric, m.variant), variant_rank.size());
+    sampler_rank.emplace(m.sampler, sampler_rank.size());
+    variants_of[m.metric].insert(m.variant);
+    keys.insert({m.metric, m.variant, m.sampler});
+  }
+  std::vector<MetricKey> metric_keys(keys.begin(), keys.end());
+  std::sort(metric_keys.begin(), metric_keys.end(), [&](const MetricKey& a, const MetricKey& b) {
+    auto rank = [&](const MetricKey& k) {
+      return std::make_tuple(!k.sampler.empty(), metric_rank[k.metric],
+                             variant_rank[{k.metric, k.variant}], sampler_rank[k.sampler]);
+    };
+    return rank(a) < rank(b);
+  });
+  std::map<MetricKey, std::size_t> metric_column;
+  for (std::size_t i = 0; i < metric_keys.size(); ++i) metric_column[metric_keys[i]] = i;
+
+  // Best checkpoint rule: the key column is the first of wasserstein, fid, mmd, test_loss that
+  // the report has (its first sampler's column), else the first metric column; per run, the
+  // checkpoint with the lowest finite value there (the earliest on ties); a run with no such
+  // value shows its final checkpoint instead.
+  std::optional<std::size_t> key_column;
+  for (const auto& name : kBestMetrics) {
+    for (std::size_t i = 0; i < metric_keys.size() && !key_column; ++i) {
+      if (metric_keys[i].metric == name) key_column = i;
+    }
+  }
+  if (!key_column && !metric_keys.empty()) key_column = 0;
+
+  auto values_of = [&](const CheckpointRecord* c) {
+    std::vector<std::optional<double>> values(metric_keys.size());
+    if (!c) return values;
+    if (auto it = checkpoint_metrics.find(c->id); it != checkpoint_metrics.end()) {
+      for (const auto* m : it->second)
+        values[metric_column[{m->metric, m->variant, m->sampler}]] = m->value;
+    }
+    return values;
+  };
+  // Final: the last checkpoint with metrics, else the last one (how far an unevaluated run got).
+  auto final_checkpoint =
+      [&](const std::vector<const CheckpointRecord*>& list) -> const CheckpointRecord* {
+    for (auto it = list.rbegin(); it != list.rend(); ++it) {
+      if (checkpoint_metrics.count((*it)->id)) return *it;
+    }
+    return list.empty() ? nullptr : list.back();
+  };
+  auto best_checkpoint =
+      [&](const std::vector<const CheckpointRecord*>& list) -> const CheckpointRecord* {
+    const CheckpointRecord* best = nullptr;
+    double best_value = 0;
+    if (key_column) {
+      for (const auto* c : list) {
+        const auto value = values_of(c)[*key_column];
+        if (value && std::isfinite(*value) && (!best || *value < best_value)) {
+          best = c;
+          best_value = *value;
+        }
+      }
+    }
+    return best ? best : final_checkpoint(list);
+  };
+
+  struct Shown {
+    const RunRecord* run;
+    const CheckpointRecord* checkpoint;
+  };
+  std::vector<Shown> shown;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const auto& list = run_checkpoints[i];
+    switch (options.checkpoint) {
+      case CheckpointChoice::final:
+        shown.push_back({&runs[i], final_checkpoint(list)});
+        break;
+      case CheckpointChoice::best:
+        shown.push_back({&runs[i], best_checkpoint(list)});
+        break;
+      case CheckpointChoice::all:
+        if (list.empty()) shown.push_back({&runs[i], nullptr});
+        for (const auto* c : list) shown.push_back({&runs[i], c});
+        break;
+    }
+  }
+
+  // Axes: the union of every run's axis keys, in first-seen order.
+  std::vector<Json> axes(runs.size());
+  std::vector<std::string> axis_names;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    axes[i] = Json::parse(runs[i].axes_json, nullptr, false);
+    if (!axes[i].is_object()) axes[i] = Json::object();
+    for (const auto& item : axes[i].items()) {
+      if (std::find(axis_names.begin(), axis_names.end(), item.key()) == axis_names.end()) {
+        axis_names.push_back(item.key());
+      }
+    }
+  }
+  std::set<std::int64_t> shown_sweeps;
+  bool any_failed = false;
+  for (const auto& r : runs) {
+    shown_sweeps.insert(r.sweep_id);
+    any_failed = any_failed || r.status == RunStatus::failed;
+  }
+  const bool sweep_column = options.sweep.empty() && shown_sweeps.size() > 1;
+
+  std::vector<Column> columns;
+  if (sweep_column) columns.push_back({"sweep", ColumnKind::text});
+  columns.push_back({"run", ColumnKind::integer});
+  for (const auto& name : axis_names) columns.push_back({name, ColumnKind::axis});
+  columns.push_back({"status", ColumnKind::text});
+  columns.push_back({"epoch", ColumnKind::integer});
+  const std::size_t first_metric_column = columns.size();
+  for (const auto& key : metric_keys) {
+    columns.push_back({metric_header(key, variants_of[key.metric].size() > 1), ColumnKind::metric});
+  }
+  if (any_failed) columns.push_back({"reason", ColumnKind::text});  // last: long free text
+
+  std::vector<std::vector<Json>> rows;
+  for (const auto& s : shown) {
+    const auto& run = *s.run;
+    auto& row = rows.emplace_back();
+    if (sweep_column) row.emplace_back(sweep_names[run.sweep_id]);
+    row.emplace_back(run.grid_index);
+    const auto& run_axes = axes[run_index[run.id]];
+    for (const auto& name : axis_names)
+      row.push_back(run_axes.contains(name) ? run_axes[name] : Json());
+    row.emplace_back(run_status_name(run.status));
+    row.push_back(s.checkpoint ? Json(s.checkpoint->epoch) : Json());
+    for (const auto& value : values_of(s.checkpoint)) row.push_back(value ? Json(*value) : Json());
+    if (any_failed) row.push_back(run.status == RunStatus::failed ? Json(run.reason) : Json());
+  }
+
+  // Tables say which column chose the best checkpoints; CSV and JSON stay pure data.
+  std::string footer;
+  if (options.checkpoint == CheckpointChoice::best && key_column) {
+    footer = "best checkpoint per run: lowest " +
+             columns[first_metric_column + *key_column].header + "\n";
+  }
+  switch (options.format) {
+    case ReportFormat::table:
+      return render_table(columns, rows) + (footer.empty() ? "" : "\n" + footer);
+    case ReportFormat::markdown:
+      return render_markdown(columns, rows) + (footer.empty() ? "" : "\n" + footer);
+    case ReportFormat::csv:
+      return render_csv(columns, rows);
+    case ReportFormat::json:
+      return render_json(columns, rows);
+  }
+  return {};
+}
+
+}  // namespace difflab

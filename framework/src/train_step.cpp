@@ -1,0 +1,37 @@
+#include "train_step.hpp"
+
+namespace difflab {
+
+void clip_grad_norm_on_device(const std::vector<torch::Tensor>& parameters, double max_norm) {
+  std::vector<torch::Tensor> norms;
+  for (const auto& p : parameters) {
+    if (p.grad().defined()) norms.push_back(p.grad().norm(2));
+  }
+  if (norms.empty()) return;
+  const auto total = torch::stack(norms).norm(2);
+  const auto scale = torch::clamp_max(max_norm / (total + 1e-6), 1.0);
+  for (const auto& p : parameters) {
+    if (p.grad().defined()) p.grad().mul_(scale);
+  }
+}
+
+TrainStep::TrainStep(Denoiser& model, const DiffusionProcess& process,
+                     torch::optim::Optimizer& optimizer, double grad_clip)
+    : model_(model), process_(process), optimizer_(optimizer), grad_clip_(grad_clip),
+      parameters_(model.parameters()) {}
+
+torch::Tensor TrainStep::operator()(const torch::Tensor& x0, torch::Generator& generator) {
+  const auto t = torch::randint(0, process_.timesteps(), {x0.size(0)}, generator,
+                                x0.options().dtype(torch::kLong));
+  const auto noise = torch::randn(x0.sizes(), generator, x0.options());
+  const auto x_t = process_.q_sample(x0, t, noise);
+  const auto output = model_.forward(x_t, t.to(torch::kFloat32), Conditioning{});
+  const auto loss = torch::mse_loss(output, process_.target(model_.prediction(), x0, noise, t));
+  optimizer_.zero_grad();
+  loss.backward();
+  if (grad_clip_ > 0) clip_grad_norm_on_device(parameters_, grad_clip_);
+  optimizer_.step();
+  return loss.detach();
+}
+
+}  // namespace difflab

@@ -1,0 +1,182 @@
+#include <fstream>
+
+#include <catch2/catch.hpp>
+
+#include "difflab/errors.hpp"
+#include "engine.hpp"
+#include "npy.hpp"
+#include "support.hpp"
+
+using namespace difflab;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kTiny = R"(name: engine_test
+seed: 5
+device: cpu
+dataset:  {plugin: gmm2d, components: 4, train_size: 512, test_size: 128}
+model:    {plugin: mlp, hidden: 32, layers: 2, time_embedding: 16}
+schedule: {plugin: linear, timesteps: 100}
+train:    {epochs: 4, batch_size: 128, lr: 1.0e-3, checkpoint_every: 2, grad_clip: 1.0}
+evaluation:
+  num_samples: 64
+  samplers: [{plugin: ddim, steps: 10}]
+  metrics:  [{plugin: test_loss}, {plugin: mmd}, {plugin: crash_once}]
+)";
+
+// A metric that throws the first time it sees the checkpoint of step `crash_step`: a crash
+// between writing a checkpoint and finishing its evaluation.
+int g_crash_step = -1;
+class CrashOnce final : public Metric {
+ public:
+  std::vector<MetricValue> evaluate(const MetricContext& ctx) const override {
+    (void)ctx;
+    if (g_crash_step >= 0 && g_calls++ == g_crash_step) throw RunError("simulated crash");
+    return {{"crash_once", "", 1.0}};
+  }
+  static inline int g_calls = 0;
+};
+
+void register_crash_metric() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  test::plugins().register_plugins([](Registrar& r) {
+    r.add_metric({"crash_once", "1.0.0", "test metric that throws once", {}},
+                 [](const Options&) { return std::make_unique<CrashOnce>(); });
+  });
+}
+
+struct Outcome {
+  std::vector<LossRecord> losses;
+  std::vector<double> values;
+  torch::Tensor final_samples;
+};
+
+Outcome outcome(RunStore& store, std::int64_t run_id) {
+  Outcome o;
+  o.losses = store.losses(run_id);
+  for (const auto& c : store.checkpoints(run_id)) {
+    for (const auto& m : store.metrics(c.id)) o.values.push_back(m.value);
+    for (const auto& a : store.artifacts(c.id)) o.final_samples = read_npy(a.path);
+  }
+  return o;
+}
+
+SweepGrid tiny_grid(const fs::path& dir, const std::vector<std::string>& overrides = {}) {
+  const auto file = dir / "tiny.yaml";
+  std::ofstream(file) << kTiny;
+  register_crash_metric();
+  return load_sweep(file.string(), overrides, test::plugins());
+}
+
+}  // namespace
+
+TEST_CASE("a run records checkpoints, losses, metrics and samples, repeatably", "[engine]") {
+  const auto dir = test::temp_dir("engine");
+  g_crash_step = -1;
+  const auto grid = tiny_grid(dir);
+  SweepOptions options;
+  options.engine.out_dir = dir / "runs";
+  RunStore a((dir / "a.sqlite").string()), b((dir / "b.sqlite").string());
+  auto summary = run_sweep(grid, a, test::plugins(), options);
+  CHECK(summary.done == 1);
+  CHECK(summary.failed == 0);
+  options.engine.out_dir = dir / "runs-b";
+  run_sweep(grid, b, test::plugins(), options);
+
+  const auto run = a.runs("engine_test").at(0);
+  CHECK(run.status == RunStatus::done);
+  const auto checkpoints = a.checkpoints(run.id);
+  REQUIRE(checkpoints.size() == 2);
+  CHECK(checkpoints[0].epoch == 2);
+  CHECK(checkpoints[1].step == 16);  // 4 epochs x 512 / 128
+  CHECK(a.losses(run.id).size() == 4);
+  const auto metrics = a.metrics(checkpoints[1].id);
+  std::set<std::string> names;
+  for (const auto& m : metrics) names.insert(m.metric + "/" + m.sampler);
+  CHECK(names == std::set<std::string>{"test_loss/", "mmd/ddim(steps=10)", "crash_once/ddim(steps=10)"});
+  const auto samples = read_npy(a.artifacts(checkpoints[1].id).at(0).path);
+  CHECK(samples.sizes() == torch::IntArrayRef({64, 2}));
+
+  // Bit for bit the same in a second store and folder.
+  const auto oa = outcome(a, run.id);
+  const auto ob = outcome(b, b.runs("engine_test").at(0).id);
+  REQUIRE(oa.losses.size() == ob.losses.size());
+  for (std::size_t i = 0; i < oa.losses.size(); ++i) CHECK(oa.losses[i].loss == ob.losses[i].loss);
+  CHECK(oa.values == ob.values);
+  CHECK(torch::equal(oa.final_samples, ob.final_samples));
+
+  // Running the sweep again skips the finished run.
+  summary = run_sweep(grid, a, test::plugins(), options);
+  CHECK(summary.skipped == 1);
+}
+
+TEST_CASE("a run that crashed after a checkpoint resumes to the same result", "[engine]") {
+  const auto dir = test::temp_dir("resume");
+  const auto grid = tiny_grid(dir);
+  SweepOptions options;
+  options.engine.out_dir = dir / "straight";
+  g_crash_step = -1;
+  RunStore straight((dir / "straight.sqlite").string());
+  run_sweep(grid, straight, test::plugins(), options);
+
+  options.engine.out_dir = dir / "crashed";
+  RunStore crashed((dir / "crashed.sqlite").string());
+  CrashOnce::g_calls = 0;
+  g_crash_step = 0;  // the first evaluation (epoch 2) throws
+  auto summary = run_sweep(grid, crashed, test::plugins(), options);
+  CHECK(summary.failed == 1);
+  const auto failed = crashed.runs("engine_test").at(0);
+  CHECK(failed.status == RunStatus::failed);
+  CHECK_THAT(failed.reason, Catch::Contains("simulated crash"));
+  CHECK(crashed.checkpoints(failed.id).size() == 1);
+
+  g_crash_step = -1;
+  summary = run_sweep(grid, crashed, test::plugins(), options);  // not retried unless asked
+  CHECK(summary.failed == 1);
+  options.retry_failed = true;
+  summary = run_sweep(grid, crashed, test::plugins(), options);
+  CHECK(summary.failed == 0);
+  const auto a = outcome(straight, straight.runs("engine_test").at(0).id);
+  const auto b = outcome(crashed, failed.id);
+  REQUIRE(a.losses.size() == b.losses.size());
+  for (std::size_t i = 0; i < a.losses.size(); ++i) CHECK(a.losses[i].loss == b.losses[i].loss);
+  CHECK(a.values == b.values);
+  CHECK(torch::equal(a.final_samples, b.final_samples));
+}
+
+TEST_CASE("an evaluation-only change reuses the trained checkpoints", "[engine]") {
+  const auto dir = test::temp_dir("reuse");
+  g_crash_step = -1;
+  SweepOptions options;
+  options.engine.out_dir = dir / "runs";
+  RunStore store((dir / "s.sqlite").string());
+  run_sweep(tiny_grid(dir), store, test::plugins(), options);
+  auto grid = tiny_grid(dir, {"name=engine_test_eval", "evaluation.num_samples=32"});
+  const auto before = store.runs("engine_test").at(0);
+  run_sweep(grid, store, test::plugins(), options);
+  const auto after = store.runs("engine_test_eval").at(0);
+  CHECK(after.status == RunStatus::done);
+  CHECK(after.train_hash == before.train_hash);
+  CHECK(after.train_seconds == 0.0);  // nothing was trained again
+  const auto c1 = store.checkpoints(before.id), c2 = store.checkpoints(after.id);
+  REQUIRE(c1.size() == c2.size());
+  CHECK(c1.back().file == c2.back().file);
+  CHECK(store.metric_count(c2.back().id) > 0);
+}
+
+TEST_CASE("a NaN loss fails the run with its reason and keeps what was recorded", "[engine]") {
+  const auto dir = test::temp_dir("nan");
+  g_crash_step = -1;
+  SweepOptions options;
+  options.engine.out_dir = dir / "runs";
+  RunStore store((dir / "s.sqlite").string());
+  const auto grid = tiny_grid(dir, {"train.lr=1.0e30", "train.grad_clip=0", "train.epochs=30"});
+  const auto summary = run_sweep(grid, store, test::plugins(), options);
+  CHECK(summary.failed == 1);
+  const auto run = store.runs("engine_test").at(0);
+  CHECK(run.status == RunStatus::failed);
+  CHECK_THAT(run.reason, Catch::Contains("training loss became") && Catch::Contains("lower train.lr"));
+}

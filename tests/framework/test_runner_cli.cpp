@@ -1,0 +1,91 @@
+#include <fstream>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "run_store.hpp"
+#include "support.hpp"
+
+using namespace difflab;
+
+namespace {
+const std::string kTiny = std::string(DIFFLAB_SOURCE_DIR) + "/tests/fixtures/tiny_schedule_sweep.yaml";
+
+int runner(const std::string& args, std::string* output) {
+  return test::run_command(test::runner_path() + " " + args, output);
+}
+}  // namespace
+
+TEST_CASE("runner sweep runs the tiny schedule study end to end and report compares it", "[cli]") {
+  const auto dir = test::temp_dir("cli");
+  const auto db = (dir / "runs.sqlite").string();
+  std::string out;
+  REQUIRE(runner("sweep " + kTiny + " --db " + db + " --out " + (dir / "runs").string() + " --threads 2 -q", &out) == 0);
+  {
+    RunStore store(db);
+    const auto runs = store.runs("tiny_schedule_sweep");
+    REQUIRE(runs.size() == 4);
+    for (const auto& run : runs) {
+      CHECK(run.status == RunStatus::done);
+      const auto checkpoints = store.checkpoints(run.id);
+      CHECK(checkpoints.size() == 5);
+      for (const auto& c : checkpoints) {
+        std::set<std::string> metrics;
+        for (const auto& m : store.metrics(c.id)) metrics.insert(m.metric);
+        CHECK(metrics == std::set<std::string>{"test_loss", "mmd", "wasserstein"});
+        CHECK(store.artifacts(c.id).size() == 2);  // one .npy per sampler
+      }
+    }
+  }
+  REQUIRE(runner("report --db " + db + " --format json", &out) == 0);
+  const auto rows = nlohmann::json::parse(out);
+  CHECK(rows.size() == 4);
+  REQUIRE(runner("report --db " + db, &out) == 0);
+  CHECK_THAT(out, Catch::Contains("cosine_beta") && Catch::Contains("exponential") &&
+                      Catch::Contains("wasserstein[ddim(steps=20,eta=0)]"));
+  // A second sweep of the same file finds everything done and trains nothing.
+  REQUIRE(runner("sweep " + kTiny + " --db " + db + " --out " + (dir / "runs").string(), &out) == 0);
+  CHECK_THAT(out, Catch::Contains("4 of 4 runs done (4 already before)"));
+}
+
+TEST_CASE("runner refuses bad input with exit code 2 and a one-line message", "[cli]") {
+  const auto dir = test::temp_dir("cli-bad");
+  std::ifstream in(kTiny);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  text.replace(text.find("schedule:"), 9, "schedual:");
+  const auto bad = (dir / "bad.yaml").string();
+  std::ofstream(bad) << text;
+  std::string out;
+  CHECK(runner("validate " + bad, &out) == 2);
+  CHECK_THAT(out, Catch::Contains("bad.yaml:7:1: schedual: unknown key 'schedual' (did you mean 'schedule'?)"));
+  CHECK(std::count(out.begin(), out.end(), '\n') == 1);
+  CHECK(runner("validate " + kTiny, &out) == 0);
+  CHECK_THAT(out, Catch::Contains("ok, sweep 'tiny_schedule_sweep' with 4 runs"));
+  CHECK(runner("sweep " + kTiny + " --dry-run", &out) == 0);
+  CHECK_THAT(out, Catch::Contains("3  ") && Catch::Contains("schedule.plugin=exponential"));
+  CHECK(runner("sweep /nonexistent.yaml", &out) == 2);
+  CHECK_THAT(out, Catch::Contains("/nonexistent.yaml: cannot read the sweep file"));
+  CHECK(runner("sweep " + kTiny + " --bogus", &out) == 2);
+  CHECK(runner("swep", &out) == 2);
+  CHECK_THAT(out, Catch::Contains("did you mean 'sweep'"));
+  CHECK(runner("report --db " + (dir / "none.sqlite").string(), &out) == 2);
+  CHECK(runner("report --db " + (dir / "none.sqlite").string() + " --format xml", &out) == 2);
+  CHECK(runner("plugins --plugin-dir " + (dir / "missing").string(), &out) == 2);
+  CHECK_THAT(out, Catch::Contains("plugin folder does not exist"));
+  CHECK(runner("sweep " + kTiny + " --set train.lr=oops", &out) == 2);
+  CHECK_THAT(out, Catch::Contains("--set train.lr=oops: train.lr: expected a number, got 'oops'"));
+}
+
+TEST_CASE("runner plugins lists every plugin with its library and options", "[cli]") {
+  std::string out;
+  REQUIRE(runner("plugins", &out) == 0);
+  for (const char* name : {"linear", "cosine_beta", "quadratic", "exponential", "cosine", "sigmoid", "mlp",
+                           "ddpm", "ddpm_x0", "ddim", "gmm2d", "swiss_roll", "moons", "test_loss", "mmd",
+                           "wasserstein"}) {
+    CHECK_THAT(out, Catch::Contains(std::string(name) + "  ") &&
+                        Catch::Contains("_" + std::string(name) + ".so"));
+  }
+  CHECK_THAT(out, Catch::Contains("beta_start (float, default 0.0001)"));
+  REQUIRE(runner("plugins --kind sampler", &out) == 0);
+  CHECK_THAT(out, !Catch::Contains("gmm2d"));
+}

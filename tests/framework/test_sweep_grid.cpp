@@ -1,0 +1,129 @@
+#include <fstream>
+
+#include <catch2/catch.hpp>
+
+#include "difflab/errors.hpp"
+#include "support.hpp"
+#include "sweep_grid.hpp"
+
+using namespace difflab;
+
+namespace {
+
+const char* kBase = R"(name: grid_test
+seed: 3
+device: cpu
+dataset:  {plugin: gmm2d, components: 4, train_size: 256, test_size: 64}
+model:    {plugin: mlp, hidden: 16, layers: 1, time_embedding: 8}
+schedule: {plugin: linear, timesteps: 50, beta_start: 1.0e-4, beta_end: 0.02}
+train:    {epochs: 2, batch_size: 64, lr: 1.0e-3, checkpoint_every: 1}
+evaluation:
+  num_samples: 32
+  samplers: [{plugin: ddpm}, {plugin: ddim, steps: 10, eta: 0.0}]
+  metrics:  [{plugin: test_loss}, {plugin: mmd}]
+sweep:
+  schedule.plugin: [linear, cosine_beta, quadratic]
+  seed: [0, 1]
+)";
+
+std::string write(const std::string& text) {
+  const auto path = test::temp_dir("grid") / "sweep.yaml";
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+std::string replace(std::string text, const std::string& from, const std::string& to) {
+  const auto at = text.find(from);
+  REQUIRE(at != std::string::npos);
+  return text.replace(at, from.size(), to);
+}
+
+// The InputError message of loading `text` (fails the test if it loads).
+std::string error_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  try {
+    load_sweep(write(text), overrides, test::plugins());
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  FAIL("the sweep loaded without error");
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("a sweep expands to the cartesian product of its axes, first axis outermost", "[sweep]") {
+  const auto grid = load_sweep(write(kBase), {}, test::plugins());
+  CHECK(grid.name == "grid_test");
+  REQUIRE(grid.runs.size() == 6);
+  CHECK(grid.axes == std::vector<std::string>{"schedule.plugin", "seed"});
+  CHECK(grid.runs[0].schedule.plugin == "linear");
+  CHECK(grid.runs[0].seed == 0);
+  CHECK(grid.runs[1].schedule.plugin == "linear");
+  CHECK(grid.runs[1].seed == 1);
+  CHECK(grid.runs[5].schedule.plugin == "quadratic");
+  CHECK(grid.runs[5].axes["seed"] == 1);
+  CHECK(grid.runs[2].axes["schedule.plugin"] == "cosine_beta");
+  std::set<std::string> hashes;
+  for (const auto& r : grid.runs) hashes.insert(r.config_hash);
+  CHECK(hashes.size() == 6);
+  // Options are resolved with defaults, and labels show what the user set.
+  CHECK(grid.runs[0].schedule.options.real("beta_end") == Approx(0.02));
+  CHECK(grid.runs[0].model.options.integer("hidden") == 16);
+  CHECK(grid.runs[0].train.epochs == 2);
+  CHECK(grid.runs[0].evaluation.samplers[1].label == "ddim(steps=10,eta=0)");
+  CHECK(grid.runs[0].evaluation.samplers[0].label == "ddpm");
+  // The same file gives the same identities.
+  const auto again = load_sweep(write(kBase), {}, test::plugins());
+  CHECK(again.runs[3].config_hash == grid.runs[3].config_hash);
+}
+
+TEST_CASE("runs that differ only in evaluation share a training hash", "[sweep]") {
+  const auto text = replace(kBase, "  schedule.plugin: [linear, cosine_beta, quadratic]\n  seed: [0, 1]\n",
+                            "  evaluation.num_samples: [16, 32]\n");
+  const auto grid = load_sweep(write(text), {}, test::plugins());
+  REQUIRE(grid.runs.size() == 2);
+  CHECK(grid.runs[0].train_hash == grid.runs[1].train_hash);
+  CHECK(grid.runs[0].config_hash != grid.runs[1].config_hash);
+}
+
+TEST_CASE("--set overrides keys, replaces axes and defines new ones", "[sweep]") {
+  const auto grid = load_sweep(write(kBase), {"train.lr=0.01", "seed=7", "sweep.model.hidden=[8, 32]"},
+                               test::plugins());
+  REQUIRE(grid.runs.size() == 6);  // 3 schedules x 2 widths; the seed axis is gone
+  CHECK(grid.runs[0].train.lr == Approx(0.01));
+  CHECK(grid.runs[0].seed == 7);
+  CHECK(grid.runs[1].model.options.integer("hidden") == 32);
+}
+
+TEST_CASE("sweep errors name the file, line, column, key and a suggestion", "[sweep]") {
+  using Catch::Contains;
+  CHECK_THAT(error_of(replace(kBase, "schedule: {", "schedual: {")),
+             Contains("sweep.yaml:6:1: schedual: unknown key 'schedual' (did you mean 'schedule'?)"));
+  CHECK_THAT(error_of(replace(kBase, "hidden: 16", "hiden: 16")),
+             Contains(":5:25: model.hiden: unknown key 'hiden' (did you mean 'hidden'?)"));
+  CHECK_THAT(error_of(replace(kBase, "lr: 1.0e-3", "lr: fast")),
+             Contains(":7:43: train.lr: expected a number, got 'fast'"));
+  CHECK_THAT(error_of(replace(kBase, "lr: 1.0e-3", "lr: -1")), Contains("train.lr: must be > 0, got -1"));
+  CHECK_THAT(error_of(replace(kBase, "beta_end: 0.02", "beta_end: 1.5")),
+             Contains("schedule.beta_end: must be < 1, got 1.5"));
+  CHECK_THAT(error_of(replace(kBase, "timesteps: 50", "timesteps: 0")),
+             Contains("schedule.timesteps: must be >= 1, got 0"));
+  CHECK_THAT(error_of(replace(kBase, "timesteps: 50", "timesteps: 2.5")),
+             Contains("schedule.timesteps: expected an integer, got '2.5'"));
+  CHECK_THAT(error_of(replace(kBase, "[linear, cosine_beta", "[linear, cosine_bta")),
+             Contains(":13:29: schedule.plugin: unknown schedule plugin 'cosine_bta' (did you mean 'cosine_beta'?)"));
+  CHECK_THAT(error_of(replace(kBase, "{plugin: mmd}", "{plugin: mdm}")),
+             Contains("evaluation.metrics[1].plugin: unknown metric plugin 'mdm' (did you mean 'mmd'?)"));
+  CHECK_THAT(error_of(replace(kBase, "device: cpu", "device: gpu")), Contains("device: unknown device 'gpu'"));
+  CHECK_THAT(error_of(replace(kBase, "  seed: [0, 1]\n", "  sede: [0, 1]\n")),
+             Contains(":14:3: sweep.sede: unknown key 'sede' (did you mean 'seed'?)"));
+  CHECK_THAT(error_of(replace(kBase, "  seed: [0, 1]\n", "  seed: []\n")),
+             Contains("sweep.seed: an axis needs a non-empty list of values"));
+  CHECK_THAT(error_of(replace(kBase, "  num_samples: 32", "  num_samples: [32")),
+             Contains("sweep.yaml:10:11: invalid YAML"));
+  CHECK_THAT(error_of(kBase, {"train.lr=-3"}), Contains("--set train.lr=-3: train.lr: must be > 0"));
+  CHECK_THAT(error_of(kBase, {"train.lr"}), Contains("expected KEY=VALUE"));
+  CHECK_THAT(error_of(replace(kBase, "name: grid_test\n", "")), Contains("the sweep needs a name"));
+  CHECK_THROWS_WITH(load_sweep("/nonexistent/sweep.yaml", {}, test::plugins()),
+                    Contains("/nonexistent/sweep.yaml: cannot read the sweep file"));
+}
