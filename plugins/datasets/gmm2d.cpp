@@ -8,14 +8,6 @@
 namespace {
 using namespace difflab;
 
-// Different streams for train and test so the splits are independent draws (splitmix64 finaliser).
-std::uint64_t split_seed(std::uint64_t seed, Split split) {
-  std::uint64_t z = seed * 2 + (split == Split::test ? 1 : 0) + 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 class Gmm2d final : public Dataset {
  public:
   explicit Gmm2d(const Options& o)
@@ -26,7 +18,7 @@ class Gmm2d final : public Dataset {
         test_size_(o.integer("test_size")) {}
 
   DataSplit load(Split split, std::uint64_t seed) const override {
-    auto gen = at::detail::createCPUGenerator(split_seed(seed, split));
+    auto gen = split_generator(seed, split);
     const auto n = split == Split::train ? train_size_ : test_size_;
     const auto labels = torch::randint(0, components_, {n}, gen, torch::kLong);
     // mu_k = r (cos 2 pi k / K, sin 2 pi k / K); x = mu_label + std * N(0, I)

@@ -8,14 +8,6 @@
 namespace {
 using namespace difflab;
 
-// Different streams for train and test so the splits are independent draws (splitmix64 finaliser).
-std::uint64_t split_seed(std::uint64_t seed, Split split) {
-  std::uint64_t z = seed * 2 + (split == Split::test ? 1 : 0) + 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 class Moons final : public Dataset {
  public:
   explicit Moons(const Options& o)
@@ -24,7 +16,7 @@ class Moons final : public Dataset {
         test_size_(o.integer("test_size")) {}
 
   DataSplit load(Split split, std::uint64_t seed) const override {
-    auto gen = at::detail::createCPUGenerator(split_seed(seed, split));
+    auto gen = split_generator(seed, split);
     const auto n = split == Split::train ? train_size_ : test_size_;
     const auto n_outer = n / 2;
     const auto n_inner = n - n_outer;
@@ -37,7 +29,8 @@ class Moons final : public Dataset {
     const auto labels = torch::cat({torch::zeros({n_outer}, torch::kLong),
                                     torch::ones({n_inner}, torch::kLong)});
     const auto order = torch::randperm(n, gen, torch::kLong);
-    const auto x = points.index_select(0, order) + noise_ * torch::randn({n, 2}, gen, torch::kFloat64);
+    const auto x =
+        points.index_select(0, order) + noise_ * torch::randn({n, 2}, gen, torch::kFloat64);
     return {x.to(torch::kFloat32).contiguous(), labels.index_select(0, order)};
   }
 
@@ -53,7 +46,7 @@ class Moons final : public Dataset {
 DIFFLAB_PLUGIN(registrar) {
   registrar.add_dataset(
       {"moons", "1.0.0", "Two interleaving half circles (sklearn make_moons); label = moon",
-       {OptionSpec::real("noise", 0.05, "std of the Gaussian noise added to each point (data units)")
+       {OptionSpec::real("noise", 0.05, "std of the Gaussian noise on each point (data units)")
             .at_least(0),
         OptionSpec::integer("train_size", 10000, "points in the train split").at_least(1),
         OptionSpec::integer("test_size", 2000, "points in the test split").at_least(1)}},

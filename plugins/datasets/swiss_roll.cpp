@@ -8,14 +8,6 @@
 namespace {
 using namespace difflab;
 
-// Different streams for train and test so the splits are independent draws (splitmix64 finaliser).
-std::uint64_t split_seed(std::uint64_t seed, Split split) {
-  std::uint64_t z = seed * 2 + (split == Split::test ? 1 : 0) + 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 class SwissRoll final : public Dataset {
  public:
   explicit SwissRoll(const Options& o)
@@ -25,7 +17,7 @@ class SwissRoll final : public Dataset {
         test_size_(o.integer("test_size")) {}
 
   DataSplit load(Split split, std::uint64_t seed) const override {
-    auto gen = at::detail::createCPUGenerator(split_seed(seed, split));
+    auto gen = split_generator(seed, split);
     const auto n = split == Split::train ? train_size_ : test_size_;
     // sklearn make_swiss_roll: t = 1.5 pi (1 + 2u), (x, y) = (t cos t, t sin t) + noise * N(0, I)
     const auto t = 1.5 * M_PI * (1.0 + 2.0 * torch::rand({n}, gen, torch::kFloat64));

@@ -12,7 +12,8 @@ using namespace difflab;
 // At most `limit` rows of `x`, picked without replacement by the generator when there are more.
 torch::Tensor subsample(const torch::Tensor& x, std::int64_t limit, torch::Generator& gen) {
   if (x.size(0) <= limit) return x;
-  const auto order = torch::randperm(x.size(0), gen, torch::TensorOptions(gen.device()).dtype(torch::kLong));
+  const auto order =
+      torch::randperm(x.size(0), gen, torch::TensorOptions(gen.device()).dtype(torch::kLong));
   return x.index_select(0, order.slice(0, 0, limit).to(x.device()));
 }
 
@@ -26,7 +27,8 @@ class Mmd final : public Metric {
   std::vector<MetricValue> evaluate(const MetricContext& ctx) const override {
     auto gen = ctx.generator.defined() ? ctx.generator : at::detail::createCPUGenerator(0);
     const auto device = ctx.test.x.device();
-    const auto x = subsample(ctx.samples.to(device), max_points_, gen).flatten(1).to(torch::kFloat64);
+    const auto x =
+        subsample(ctx.samples.to(device), max_points_, gen).flatten(1).to(torch::kFloat64);
     const auto y = subsample(ctx.test.x, max_points_, gen).flatten(1).to(torch::kFloat64);
     if (x.size(0) < 2 || y.size(0) < 2) {
       throw InputError("mmd needs at least 2 samples and 2 test points, got " +
@@ -39,10 +41,13 @@ class Mmd final : public Metric {
   // Sum over all pairs of k(a, b) = sum_s exp(-|a - b|^2 / (2 s^2)).
   double kernel_sum(const torch::Tensor& a, const torch::Tensor& b) const {
     // |a - b|^2 = |a|^2 + |b|^2 - 2 a.b, exact enough in float64 and one matrix product.
-    const auto d2 = (a.square().sum(1, true) + b.square().sum(1).unsqueeze(0) - 2.0 * a.matmul(b.t()))
-                        .clamp_min(0.0);
+    const auto d2 =
+        (a.square().sum(1, true) + b.square().sum(1).unsqueeze(0) - 2.0 * a.matmul(b.t()))
+            .clamp_min(0.0);
     double total = 0.0;
-    for (const double s : bandwidths_) total += torch::exp(d2 / (-2.0 * s * s)).sum().item<double>();
+    for (const double s : bandwidths_) {
+      total += torch::exp(d2 / (-2.0 * s * s)).sum().item<double>();
+    }
     return total;
   }
 

@@ -86,7 +86,7 @@ TEST_CASE("runs that differ only in evaluation share a training hash", "[sweep]"
   CHECK(grid.runs[0].config_hash != grid.runs[1].config_hash);
 }
 
-TEST_CASE("--set overrides keys, replaces axes and defines new ones", "[sweep]") {
+TEST_CASE("set overrides keys, replaces axes and defines new ones", "[sweep]") {
   const auto grid = load_sweep(write(kBase), {"train.lr=0.01", "seed=7", "sweep.model.hidden=[8, 32]"},
                                test::plugins());
   REQUIRE(grid.runs.size() == 6);  // 3 schedules x 2 widths; the seed axis is gone

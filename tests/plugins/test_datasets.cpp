@@ -68,9 +68,9 @@ TEST_CASE("gmm2d draws the configured mixture", "[datasets]") {
     CHECK(mean[0].item<double>() == Approx(5.0 * std::cos(angle)).margin(0.02));
     CHECK(mean[1].item<double>() == Approx(5.0 * std::sin(angle)).margin(0.02));
     // One component's std has a ~1.8% standard error: 10% per component, 3% pooled below.
-    const auto std = points.std(0);
-    CHECK(std[0].item<double>() == Approx(0.2).epsilon(0.10));
-    CHECK(std[1].item<double>() == Approx(0.2).epsilon(0.10));
+    const auto spread = points.std(0);
+    CHECK(spread[0].item<double>() == Approx(0.2).epsilon(0.10));
+    CHECK(spread[1].item<double>() == Approx(0.2).epsilon(0.10));
     const double c = std::cos(angle) * 5.0, s = std::sin(angle) * 5.0;
     residual.index_put_({mask}, points - torch::tensor({c, s}, torch::kFloat64));
   }
@@ -81,7 +81,8 @@ TEST_CASE("gmm2d draws the configured mixture", "[datasets]") {
 
 TEST_CASE("gmm2d options are checked", "[datasets]") {
   const auto& entry = test::plugins().get(PluginKind::dataset, "gmm2d");
-  CHECK_THROWS_AS(resolve_options(entry.info.options, {{"components", std::int64_t{0}}}), InputError);
+  CHECK_THROWS_AS(resolve_options(entry.info.options, {{"components", std::int64_t{0}}}),
+                  InputError);
   CHECK_THROWS_AS(resolve_options(entry.info.options, {{"std", -1.0}}), InputError);
   CHECK_THROWS_AS(resolve_options(entry.info.options, {{"radus", 1.0}}), InputError);
 }

@@ -178,7 +178,8 @@ TEST_CASE("exact wasserstein solves the assignment problem", "[metrics]") {
     const auto s = torch::randn({500}, gen, torch::kFloat64);
     const auto r = torch::rand({500}, gen, torch::kFloat64) * 3.0;
     const auto zeros = torch::zeros({500}, torch::kFloat64);
-    const double closed_form = (std::get<0>(s.sort()) - std::get<0>(r.sort())).abs().mean().item<double>();
+    const double closed_form =
+        (std::get<0>(s.sort()) - std::get<0>(r.sort())).abs().mean().item<double>();
     const auto value =
         evaluate_samples(*metric, torch::stack({s, zeros}, 1), torch::stack({r, zeros}, 1));
     CHECK(value.value == Approx(closed_form).epsilon(1e-10));
@@ -206,25 +207,40 @@ TEST_CASE("exact wasserstein timing at n = 2000", "[metrics]") {
   const auto metric = make_metric("wasserstein");
   const auto x = load_gmm(Split::train, 0, 2000).x;
   const auto y = load_gmm(Split::test, 0, 2000).x;
-  const auto start = std::chrono::steady_clock::now();
-  const auto value = evaluate_samples(*metric, x, y);
-  const std::chrono::duration<double> seconds = std::chrono::steady_clock::now() - start;
-  std::cout << "exact W1 of two gmm2d draws, n = 2000: " << value.value << " in "
-            << seconds.count() << " s\n";
-  CHECK(value.variant == "exact");
-  CHECK(value.value > 0.0);
-  CHECK(value.value < 0.5);
+  auto gen = at::detail::createCPUGenerator(3);
+  // Same distribution (a good model) and a wide Gaussian (an untrained one: longer paths).
+  for (const auto& [label, reference] : {std::pair<std::string, torch::Tensor>{"gmm2d", y},
+                                         {"N(0, 9 I)", 3.0 * torch::randn({2000, 2}, gen)}}) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto value = evaluate_samples(*metric, x, reference);
+    const std::chrono::duration<double> seconds = std::chrono::steady_clock::now() - start;
+    std::cout << "exact W1, n = 2000, gmm2d vs " << label << ": " << value.value << " in "
+              << seconds.count() << " s\n";
+    CHECK(value.variant == "exact");
+    CHECK(value.value > 0.0);
+  }
+  CHECK(evaluate_samples(*metric, x, y).value < 0.5);
+}
+
+TEST_CASE("wasserstein and mmd of non-finite samples are NaN", "[metrics]") {
+  const auto x = load_gmm(Split::test, 0, 50).x;
+  auto broken = x.clone();
+  broken[3][1] = std::numeric_limits<float>::quiet_NaN();
+  CHECK(std::isnan(evaluate_samples(*make_metric("wasserstein"), broken, x).value));
+  const auto sliced = make_metric("wasserstein", {{"exact_max", std::int64_t{0}}});
+  CHECK(std::isnan(evaluate_samples(*sliced, broken, x).value));
+  CHECK(std::isnan(evaluate_samples(*make_metric("mmd"), broken, x).value));
 }
 
 TEST_CASE("sliced wasserstein of a shifted copy is 2|d|/pi in 2D", "[metrics]") {
   const auto metric = make_metric(
-      "wasserstein", {{"exact_max", std::int64_t{0}}, {"projections", std::int64_t{4096}}});
+      "wasserstein", {{"exact_max", std::int64_t{0}}, {"projections", std::int64_t{2048}}});
   const auto x = load_gmm(Split::test, 0, 2000).x;
   const auto d = torch::tensor({1.2f, 1.6f});  // |d| = 2
   const auto value = evaluate_samples(*metric, x + d, x);
-  CHECK(value.variant == "sliced(projections=4096)");
-  // Each direction gives |theta . d| exactly; E|cos| = 2/pi, sampling error ~0.5% at 4096.
-  CHECK(value.value == Approx(2.0 * 2.0 / M_PI).epsilon(0.03));
+  CHECK(value.variant == "sliced(projections=2048)");
+  // Each direction gives |theta . d| exactly; E|cos| = 2/pi, sampling error ~1% at 2048.
+  CHECK(value.value == Approx(2.0 * 2.0 / M_PI).epsilon(0.04));
   CHECK(evaluate_samples(*metric, x, x).value == Approx(0.0).margin(1e-6));
 }
 
@@ -250,7 +266,8 @@ TEST_CASE("mmd is the unbiased RBF estimate", "[metrics]") {
     const auto shifted = evaluate_samples(*metric, x + torch::tensor({0.5f, 0.0f}), y).value;
     std::cout << "mmd of two gmm2d draws (n = 2000): " << same.value
               << ", with one shifted by 0.5: " << shifted << "\n";
-    CHECK(std::abs(same.value) < 2e-3);
+    // Over seeds 0..11 the null values spread with std ~1.4e-3 (max |v| 2.2e-3).
+    CHECK(std::abs(same.value) < 5e-3);
     CHECK(shifted > 0.1);
   }
   SECTION("a set against itself is the estimator's small negative bias") {
@@ -308,35 +325,9 @@ TEST_CASE("test_loss is the denoising MSE in the model's prediction space", "[me
     const auto value = evaluate(*train, model);
     CHECK(value.name == "train_loss");
     CHECK(value.variant == "mse(prediction=epsilon,repeats=4,timesteps=[0,99])");
-    const auto out_of_range = make_metric("test_loss", {{"timesteps", std::vector<std::int64_t>{100}}});
+    const auto out_of_range =
+        make_metric("test_loss", {{"timesteps", std::vector<std::int64_t>{100}}});
     CHECK_THROWS_WITH(evaluate(*out_of_range, model), Catch::Contains("out of range"));
   }
 }
 
-TEST_CASE("TEMP null distribution", "[.temp]") {
-  const auto metric = make_metric("mmd");
-  for (std::uint64_t s = 0; s < 12; ++s) {
-    const auto x = load_gmm(Split::train, s, 2000).x;
-    const auto y = load_gmm(Split::test, s, 2000).x;
-    std::cout << "seed " << s << " mmd " << evaluate_samples(*metric, x, y).value << "\n";
-  }
-  const auto w = make_metric("wasserstein");
-  auto gen = at::detail::createCPUGenerator(3);
-  for (int k = 0; k < 3; ++k) {
-    const auto x = load_gmm(Split::train, k, 2000).x;
-    const auto y = k == 0 ? torch::randn({2000, 2}, gen) * 3.0
-                 : k == 1 ? torch::rand({2000, 2}, gen) * 10.0 - 5.0
-                          : load_gmm(Split::test, k, 2000).x * 1.1;
-    const auto start = std::chrono::steady_clock::now();
-    const auto v = evaluate_samples(*w, x, y).value;
-    const std::chrono::duration<double> sec = std::chrono::steady_clock::now() - start;
-    std::cout << "case " << k << " W1 " << v << " in " << sec.count() << " s\n";
-  }
-  const auto w3 = make_metric("wasserstein", {{"max_points", std::int64_t{3000}}});
-  const auto x = load_gmm(Split::train, 0, 3000).x;
-  const auto y = load_gmm(Split::test, 0, 3000).x;
-  const auto start = std::chrono::steady_clock::now();
-  const auto v = evaluate_samples(*w3, x, y).value;
-  const std::chrono::duration<double> sec = std::chrono::steady_clock::now() - start;
-  std::cout << "n=3000 W1 " << v << " in " << sec.count() << " s\n";
-}

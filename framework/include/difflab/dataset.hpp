@@ -24,4 +24,8 @@ class DIFFLAB_API Dataset {
   virtual std::int64_t num_classes() const { return 0; }
 };
 
+/// A CPU generator for drawing one split of a synthetic dataset: train and test get independent
+/// streams of the same seed (splitmix64 of seed and split), so the same seed gives the same data.
+DIFFLAB_API torch::Generator split_generator(std::uint64_t seed, Split split);
+
 }  // namespace difflab

@@ -1,7 +1,12 @@
 #pragma once
 // A noise schedule: the betas of a discrete-time forward process.
 #include "difflab/export.hpp"
+#include <string>
+#include <vector>
+
 #include <torch/torch.h>
+
+#include "difflab/options.hpp"
 
 namespace difflab {
 
@@ -10,6 +15,19 @@ class DIFFLAB_API NoiseSchedule {
   virtual ~NoiseSchedule() = default;
   /// beta_1..beta_T as a float64 CPU tensor of length T, each in (0, 1).
   virtual torch::Tensor betas() const = 0;
+};
+
+/// The range most schedules are given: `timesteps`, `beta_start`, `beta_end`. Schedules that share
+/// these keys can be swapped by a sweep axis without touching the rest of the file.
+struct DIFFLAB_API BetaRange {
+  std::int64_t timesteps = 1000;
+  double beta_start = 1e-4;
+  double beta_end = 0.02;
+
+  /// The three options (defaults 1000, 1e-4, 0.02; betas in (0, 1)).
+  static std::vector<OptionSpec> options();
+  /// Reads them; InputError naming `plugin` when beta_start > beta_end (betas must not shrink).
+  static BetaRange from(const Options& options, const std::string& plugin);
 };
 
 }  // namespace difflab

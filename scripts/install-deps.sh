@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what difflab builds and runs with, from Debian 12's packages; idempotent.
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build ccache pkg-config
+  libtorch-dev libyaml-cpp-dev libboost-program-options-dev libboost-dev libboost-filesystem-dev
+  libsqlite3-dev sqlite3 libspdlog-dev nlohmann-json3-dev catch2
+  libopenblas0-openmp dataset-fashion-mnist
+)
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# torch calls whatever libblas.so.3 the system selects: make it OpenBLAS's OpenMP build. The
+# reference BLAS is ~17x slower, and OpenBLAS's pthreads build fights torch's OpenMP threads.
+alt=libblas.so.3-$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
+openmp=$(update-alternatives --list "$alt" 2>/dev/null | grep openblas-openmp | head -n 1 || true)
+if [ -n "$openmp" ] && [ "$(readlink -f /etc/alternatives/$alt)" != "$(readlink -f "$openmp")" ]; then
+  $sudo update-alternatives --set "$alt" "$openmp"
+fi
