@@ -10,9 +10,8 @@ class HeunSampler final : public Sampler {
  public:
   explicit HeunSampler(const Options& o) : steps_(o.integer("steps")) {}
 
-  std::int64_t steps(std::int64_t timesteps) const override {
-    return 2 * std::min(steps_, timesteps) - 1;  // two model calls a step, one on the last
-  }
+  // Timesteps visited (the model is called twice on each but the last).
+  std::int64_t steps(std::int64_t) const override { return steps_; }
 
   torch::Tensor sample(const SamplingContext& ctx, torch::Tensor x_T) const override {
     const auto& process = ctx.process;

@@ -123,6 +123,14 @@ torch::Tensor sampler_noise(const SamplingContext& ctx, const torch::Tensor& lik
   return torch::randn(like.sizes(), ctx.generator, like.options());
 }
 
+torch::Tensor ancestral_step(const SamplingContext& ctx, const torch::Tensor& mean, std::int64_t t,
+                             bool posterior_variance) {
+  if (t == 0) return mean;
+  const auto& p = ctx.process;
+  const auto variance = posterior_variance ? p.posterior_variance()[t] : p.betas()[t];
+  return mean + variance.sqrt() * sampler_noise(ctx, mean);
+}
+
 torch::Tensor timestep_batch(const torch::Tensor& x, std::int64_t t) {
   return torch::full({x.size(0)}, double(t), x.options().dtype(torch::kFloat32));
 }

@@ -1,5 +1,6 @@
 #include "engine.hpp"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -375,6 +376,11 @@ SweepSummary run_sweep(const SweepGrid& grid, RunStore& store, const Registry& r
       ++summary.done;
       ++summary.skipped;
       continue;
+    }
+    if (record->status == RunStatus::running && record->pid > 0 && record->pid != ::getpid() &&
+        ::kill(static_cast<pid_t>(record->pid), 0) == 0) {
+      spdlog::warn("run {} is being run by process {}; skipped", run.index, record->pid);
+      continue;  // a live process owns it; a dead one's run is taken over below
     }
     if (record->status == RunStatus::failed && !options.retry_failed) {
       spdlog::warn("run {} failed before ({}); skipped, use --retry-failed to run it again",

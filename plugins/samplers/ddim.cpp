@@ -12,7 +12,8 @@ class DdimSampler final : public Sampler {
  public:
   explicit DdimSampler(const Options& o) : steps_(o.integer("steps")), eta_(o.real("eta")) {}
 
-  std::int64_t steps(std::int64_t timesteps) const override { return std::min(steps_, timesteps); }
+  // What the user asked for, even above T: validation refuses that before anything runs.
+  std::int64_t steps(std::int64_t) const override { return steps_; }
 
   torch::Tensor sample(const SamplingContext& ctx, torch::Tensor x) const override {
     const auto& p = ctx.process;

@@ -24,13 +24,7 @@ class DdpmSampler final : public Sampler {
         const auto eps_scale = p.betas()[i] / p.sqrt_one_minus_alpha_bars()[i];
         mean = (x - eps_scale * d.epsilon) / p.alphas()[i].sqrt();
       }
-      if (i > 0) {
-        // Ho et al. 2020, sec. 3.2: sigma_t^2 = beta_t or beta tilde_t (eq. 7).
-        const auto variance = posterior_variance_ ? p.posterior_variance()[i] : p.betas()[i];
-        x = mean + variance.sqrt() * sampler_noise(ctx, x);
-      } else {
-        x = mean;  // no noise at the last step
-      }
+      x = ancestral_step(ctx, mean, i, posterior_variance_);
       if (ctx.on_step) ctx.on_step(T - 1 - i, x);
     }
     return x;

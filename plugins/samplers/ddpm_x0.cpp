@@ -19,12 +19,7 @@ class DdpmX0Sampler final : public Sampler {
       // Ho et al. 2020, eq. 7: mu~ = sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0
       //                              + sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t) x_t.
       const auto mean = p.posterior_mean(x0, x, t.to(torch::kLong));
-      if (i > 0) {
-        const auto variance = posterior_variance_ ? p.posterior_variance()[i] : p.betas()[i];
-        x = mean + variance.sqrt() * sampler_noise(ctx, x);
-      } else {
-        x = mean;  // at t = 1 the posterior mean is x0 itself
-      }
+      x = ancestral_step(ctx, mean, i, posterior_variance_);
       if (ctx.on_step) ctx.on_step(T - 1 - i, x);
     }
     return x;
