@@ -238,11 +238,11 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
   const std::int64_t total_epochs = (total_steps + steps_per_epoch - 1) / steps_per_epoch;
 
   CheckpointPosition position;
-  bool trained_elsewhere = false;
+  bool fully_trained = false;
   for (auto it = checkpoints.rbegin(); it != checkpoints.rend(); ++it) {
     if (!fs::exists(it->file)) continue;
     position = load_checkpoint(it->file, *ctx.model, optimizer.get(), &gen, ctx.device);
-    trained_elsewhere = position.step >= total_steps;
+    fully_trained = position.step >= total_steps;
     if (position.step > 0) spdlog::info("{}: resuming from epoch {} (step {})", tag, position.epoch, position.step);
     break;
   }
@@ -253,7 +253,7 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
   std::int64_t global_step = position.step;
   auto last_report = Clock::now();
   std::int64_t steps_since_report = 0;
-  for (std::int64_t epoch = position.epoch + 1; !trained_elsewhere && epoch <= total_epochs; ++epoch) {
+  for (std::int64_t epoch = position.epoch + 1; !fully_trained && epoch <= total_epochs; ++epoch) {
     const auto start = Clock::now();
     const auto order = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kLong).device(ctx.device));
     torch::Tensor loss_sum = torch::zeros({}, ctx.train.x.options());
