@@ -33,11 +33,8 @@ void print_grid(const SweepGrid& grid) {
   }
   std::cout << "\n";
   for (const auto& run : grid.runs) {
-    std::cout << "  " << run.index << "  " << run.config_hash;
-    for (const auto& [k, v] : run.axes.items()) {
-      std::cout << "  " << k << "=" << (v.is_string() ? v.get<std::string>() : v.dump());
-    }
-    std::cout << "\n";
+    std::cout << "  " << run.index << "  " << run.config_hash << "  " << format_axes(run.axes, "  ")
+              << "\n";
   }
 }
 

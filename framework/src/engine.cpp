@@ -37,11 +37,8 @@ std::string file_label(const std::string& label) {
 }
 
 std::string axes_text(const RunConfig& run) {
-  std::string out;
-  for (const auto& [k, v] : run.axes.items()) {
-    out += (out.empty() ? "" : " ") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
-  }
-  return out.empty() ? "(no axes)" : out;
+  const auto text = format_axes(run.axes);
+  return text.empty() ? "(no axes)" : text;
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& train, Denoiser& model) {
@@ -184,18 +181,19 @@ std::uint64_t derive_seed(std::int64_t seed, const std::string& purpose, std::in
 }
 
 void validate_run(const Registry& registry, const RunConfig& run) {
+  const auto where = "run " + std::to_string(run.index) + ": ";
   const auto schedule = registry.make_schedule(run.schedule.plugin, run.schedule.options);
-  const auto betas = schedule->betas();
-  const std::int64_t timesteps = betas.size(0);
-  if (!(betas.gt(0).all().item<bool>() && betas.lt(1).all().item<bool>())) {
-    throw InputError("run " + std::to_string(run.index) + ": schedule '" + run.schedule.label +
-                     "' gives betas outside (0, 1)");
+  std::int64_t timesteps = 0;
+  try {  // the process's own checks (betas in (0, 1)) on the CPU
+    timesteps = DiffusionProcess(schedule->betas(), torch::kCPU).timesteps();
+  } catch (const InputError& e) {
+    throw InputError(where + "schedule '" + run.schedule.label + "': " + e.what());
   }
   for (const auto& s : run.evaluation.samplers) {
     const auto sampler = registry.make_sampler(s.plugin, s.options);
     if (sampler->steps(timesteps) > timesteps) {
-      throw InputError("run " + std::to_string(run.index) + ": evaluation.samplers '" + s.label +
-                       "' takes " + std::to_string(sampler->steps(timesteps)) +
+      throw InputError(where + "evaluation.samplers '" + s.label + "' takes " +
+                       std::to_string(sampler->steps(timesteps)) +
                        " steps, more than the schedule's " + std::to_string(timesteps) + " timesteps");
     }
   }

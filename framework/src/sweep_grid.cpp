@@ -202,9 +202,6 @@ Options resolve_section(const Locator& loc, const YAML::Node& map, const std::st
       loc.fail(it->first, key_path, msg);
     }
     auto value = node_value(loc, it->second, *spec, key_path);
-    if (spec->type == OptionType::real) {
-      if (auto* i = std::get_if<std::int64_t>(&value)) value = double(*i);
-    }
     if (auto problem = check_option(*spec, value); !problem.empty()) {
       loc.fail(it->second, key_path, problem);
     }
@@ -395,6 +392,14 @@ YAML::Node load_yaml(const std::string& file, std::string* text) {
 }
 
 }  // namespace
+
+std::string format_axes(const nlohmann::json& axes, const std::string& separator) {
+  std::string out;
+  for (const auto& [k, v] : axes.items()) {
+    out += (out.empty() ? "" : separator) + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+  }
+  return out;
+}
 
 std::string stable_hash(const std::string& text) {
   std::uint64_t h = 14695981039346656037ull;  // FNV-1a, 64 bit

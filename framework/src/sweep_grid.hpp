@@ -66,6 +66,9 @@ struct SweepGrid {
 SweepGrid load_sweep(const std::string& file, const std::vector<std::string>& overrides,
                      const Registry& registry);
 
+/// "schedule.plugin=linear seed=0": a grid point's axis values joined by `separator`.
+std::string format_axes(const nlohmann::json& axes, const std::string& separator = " ");
+
 /// Stable 64-bit FNV-1a hash of a string, as 16 hex digits.
 std::string stable_hash(const std::string& text);
 
