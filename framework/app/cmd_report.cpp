@@ -27,7 +27,7 @@ int report_command(const Args& args) {
   if (!std::filesystem::exists(db)) {
     throw InputError(db + ": no such database (run 'runner sweep FILE --db " + db + "' first)");
   }
-  const RunStore store(db);
+  const RunStore store(db, RunStore::Access::read_only);  // never blocks a running sweep
   const auto text = render_report(store, options);
   if (output.empty()) {
     std::cout << text;

@@ -1,4 +1,5 @@
 // runner sweep FILE / runner run FILE --index I: train and evaluate grid points.
+#include <filesystem>
 #include <iostream>
 
 #include <spdlog/spdlog.h>
@@ -19,6 +20,8 @@ struct SweepArgs {
   int threads = 0;
   bool dry_run = false;
   bool retry_failed = false;
+  bool extend = false;
+  bool new_sweep = false;
   bool verbose = false;
   bool quiet = false;
   std::int64_t index = -1;
@@ -48,6 +51,8 @@ int execute(const Args& args, bool single) {
       ("set", po::value(&a.overrides)->composing(), "override a key: --set train.lr=1e-3 (repeatable)")
       ("threads", po::value(&a.threads), "torch threads (default: all cores)")
       ("retry-failed", po::bool_switch(&a.retry_failed), "run again the runs that failed before")
+      ("extend", po::bool_switch(&a.extend), "the file's grid changed: add its new runs to the recorded sweep")
+      ("new-sweep", po::bool_switch(&a.new_sweep), "the file's grid changed: record it as a new sweep NAME-2")
       ("verbose,v", po::bool_switch(&a.verbose), "log more")
       ("quiet,q", po::bool_switch(&a.quiet), "log only warnings and errors");
   if (single) {
@@ -69,19 +74,26 @@ int execute(const Args& args, bool single) {
     throw InputError("--index " + std::to_string(a.index) + ": the grid of " + a.file + " has runs 0.." +
                      std::to_string(grid.runs.size() - 1));
   }
+  if (a.extend && a.new_sweep) throw InputError("--extend and --new-sweep: choose one");
   if (a.dry_run) {
     print_grid(grid);
     return 0;
+  }
+  if (const auto parent = std::filesystem::path(a.db).parent_path(); !parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);  // RunStore names the path if this failed
   }
   RunStore store(a.db);
   SweepOptions options;
   options.engine.out_dir = a.out;
   options.retry_failed = a.retry_failed;
+  options.grid_change = a.extend ? GridChange::extend : a.new_sweep ? GridChange::new_sweep : GridChange::refuse;
   if (single) options.only_index = a.index;
   const auto summary = run_sweep(grid, store, Registry::instance(), options);
   const int selected = single ? 1 : static_cast<int>(grid.runs.size());
-  spdlog::info("{}: {} of {} run{} done ({} already before), {} failed; results in {}", grid.name,
+  spdlog::info("{}: {} of {} run{} done ({} already before), {} failed; results in {}", summary.name,
                summary.done, selected, selected == 1 ? "" : "s", summary.skipped, summary.failed, a.db);
+  if (summary.input_failed > 0) return 2;  // some run's input (a data file) was bad
   return summary.failed > 0 ? 1 : 0;
 }
 

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "crash_point.hpp"
 #include "difflab/errors.hpp"
 
 namespace difflab {
@@ -21,6 +22,7 @@ void save_checkpoint(const std::string& path, Denoiser& model, torch::optim::Opt
   archive.write("step", torch::tensor(position.step));
   const auto tmp = path + ".tmp-" + std::to_string(::getpid());
   archive.save_to(tmp);
+  crash_point("checkpoint-file");
   std::filesystem::rename(tmp, path);
 }
 

@@ -3,15 +3,19 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <map>
 #include <set>
 
 #include <spdlog/spdlog.h>
 
 #include "checkpoint.hpp"
+#include "crash_point.hpp"
 #include "difflab/errors.hpp"
 #include "npy.hpp"
 #include "train_step.hpp"
@@ -119,11 +123,41 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
       record(ctx.metrics[m]->evaluate(mc), sampler);
     }
   }
+  crash_point("evaluation");
   store.transaction([&] {
     for (const auto& r : rows) store.add_metric(r);
     for (const auto& a : artifacts) store.add_artifact(a);
   });
   ctx.model->train();
+}
+
+// Whether the process that marked a run running still exists. A zombie does not count: a runner
+// killed together with its parent (`timeout -s KILL` signals its whole group) stays one until
+// something reaps it, and kill(pid, 0) still succeeds on it.
+bool process_alive(std::int64_t pid) {
+  if (pid <= 0) return false;
+  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return !fs::exists("/proc/self");  // gone since kill(), unless there is no /proc
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto paren = text.rfind(')');  // the command name in parentheses may hold anything
+  if (paren == std::string::npos || paren + 2 >= text.size()) return true;
+  const char state = text[paren + 2];
+  return state != 'Z' && state != 'X';
+}
+
+// Files a killed process left half-written (checkpoint.pt.tmp-PID, samples-*.npy.tmp): the
+// complete ones are always renamed into place, so these are never needed.
+void remove_partial_files(const fs::path& run_dir) {
+  std::error_code ec;
+  if (!fs::is_directory(run_dir, ec)) return;
+  std::vector<fs::path> partial;
+  for (const auto& e : fs::recursive_directory_iterator(run_dir, ec)) {
+    if (e.is_regular_file(ec) && e.path().filename().string().find(".tmp") != std::string::npos) {
+      partial.push_back(e.path());
+    }
+  }
+  for (const auto& p : partial) fs::remove(p, ec);
 }
 
 RunContext make_context(const Registry& registry, const RunConfig& run, const fs::path& out_dir) {
@@ -207,6 +241,7 @@ RunExecutor::RunExecutor(const Registry& registry, RunStore& store, EngineOption
 
 void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
   RunContext ctx = make_context(registry_, run, options_.out_dir);
+  remove_partial_files(ctx.run_dir);
   const auto tag = "run " + std::to_string(run.index) + " [" + axes_text(run) + "]";
   auto optimizer = make_optimizer(run.train, *ctx.model);
   auto gen = make_generator(ctx.device, derive_seed(run.seed, "train"));
@@ -266,6 +301,7 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
       }
       ++global_step;
       ++steps_this_epoch;
+      crash_point("train-step");
     }
     const double loss = loss_sum.item<double>() / static_cast<double>(std::max<std::int64_t>(1, steps_this_epoch));
     train_seconds += seconds_since(start);
@@ -285,6 +321,7 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
     const auto file = (dir / "checkpoint.pt").string();
     save_checkpoint(file, *ctx.model, *optimizer, gen, {epoch, global_step});
     CheckpointRecord record{0, run_id, epoch, global_step, file, train_seconds};
+    crash_point("checkpoint-record");
     store_.transaction([&] {
       store_.add_losses(run_id, pending_losses);
       record.id = store_.add_checkpoint(record);
@@ -310,24 +347,135 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
     eval_seconds += seconds_since(eval_start);
     spdlog::info("{}: evaluated epoch {}", tag, c.epoch);
   }
+  crash_point("run-done");
   store_.mark_done(run_id, train_seconds, eval_seconds);
 }
 
-std::int64_t record_sweep(const SweepGrid& grid, RunStore& store, const Registry& registry) {
+namespace {
+
+// Leaf values by key path ("train.lr" -> "0.001"); lists are leaves.
+void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::string, std::string>& out) {
+  if (j.is_object()) {
+    for (const auto& [k, v] : j.items()) flatten(v, prefix.empty() ? k : prefix + "." + k, out);
+  } else {
+    out[prefix] = j.dump();
+  }
+}
+
+using ValuesByKey = std::map<std::string, std::set<std::string>>;
+
+void collect(const nlohmann::json& config, ValuesByKey& values, std::set<std::string>& keys) {
+  std::map<std::string, std::string> flat;
+  flatten(config, "", flat);
+  flat.erase("name");
+  for (const auto& [k, v] : flat) {
+    values[k].insert(v);
+    keys.insert(k);
+  }
+}
+
+std::string join(const std::vector<std::string>& items, const std::string& separator) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : separator) + item;
+  return out;
+}
+
+std::string describe_values(const std::set<std::string>& values) {
+  return join(std::vector<std::string>(values.begin(), values.end()), ", ");
+}
+
+std::string next_free_name(const RunStore& store, const std::string& name) {
+  for (int i = 2;; ++i) {
+    const auto candidate = name + "-" + std::to_string(i);
+    if (!store.find_sweep(candidate)) return candidate;
+  }
+}
+
+}  // namespace
+
+std::string describe_grid_change(const std::vector<RunRecord>& recorded, const SweepGrid& grid) {
+  std::set<std::string> old_hashes, new_hashes;
+  ValuesByKey old_values, new_values;
+  std::set<std::string> keys;
+  for (const auto& r : recorded) {
+    old_hashes.insert(r.config_hash);
+    collect(nlohmann::json::parse(r.config_json), old_values, keys);
+  }
+  for (const auto& r : grid.runs) {
+    new_hashes.insert(r.config_hash);
+    collect(r.json, new_values, keys);
+  }
+  std::size_t common = 0;
+  for (const auto& h : new_hashes) common += old_hashes.count(h);
+  std::vector<std::string> parts{std::to_string(old_hashes.size() - common) + " recorded run" +
+                                 (old_hashes.size() - common == 1 ? "" : "s") + " not in the file, " +
+                                 std::to_string(new_hashes.size() - common) + " new"};
+  std::vector<std::string> changes;
+  for (const auto& key : keys) {
+    const auto& before = old_values[key];
+    const auto& after = new_values[key];
+    if (before == after) continue;
+    if (before.empty()) {
+      changes.push_back(key + ": added (" + describe_values(after) + ")");
+    } else if (after.empty()) {
+      changes.push_back(key + ": removed (was " + describe_values(before) + ")");
+    } else if (before.size() == 1 && after.size() == 1) {
+      changes.push_back(key + ": " + *before.begin() + " -> " + *after.begin());
+    } else {
+      std::vector<std::string> added, removed;
+      for (const auto& v : after) if (!before.count(v)) added.push_back(v);
+      for (const auto& v : before) if (!after.count(v)) removed.push_back(v);
+      std::vector<std::string> what;
+      if (!added.empty()) what.push_back("added " + join(added, ", "));
+      if (!removed.empty()) what.push_back("removed " + join(removed, ", "));
+      changes.push_back(key + ": " + join(what, "; "));
+    }
+  }
+  constexpr std::size_t kShown = 4;
+  if (changes.size() > kShown) {
+    const auto more = changes.size() - kShown;
+    changes.resize(kShown);
+    changes.push_back("and " + std::to_string(more) + " more key" + (more == 1 ? "" : "s"));
+  }
+  parts.insert(parts.end(), changes.begin(), changes.end());
+  return join(parts, "; ");
+}
+
+std::int64_t record_sweep(SweepGrid& grid, RunStore& store, const Registry& registry,
+                          GridChange change) {
   std::int64_t sweep_id = 0;
   store.transaction([&] {
-    if (auto existing = store.find_sweep(grid.name)) {
-      sweep_id = existing->id;
+    auto existing = store.find_sweep(grid.name);
+    if (existing) {
       const auto runs = store.runs(grid.name);
       std::set<std::string> stored, wanted;
       for (const auto& r : runs) stored.insert(r.config_hash);
       for (const auto& r : grid.runs) wanted.insert(r.config_hash);
       if (!runs.empty() && stored != wanted) {
-        throw InputError(grid.file + ": the sweep '" + grid.name + "' in " + store.path() +
-                         " was recorded with a different grid (" + std::to_string(runs.size()) +
-                         " runs, " + std::to_string(grid.runs.size()) +
-                         " now); rename the sweep (name: or --set name=...) or use another --db");
+        const auto difference = describe_grid_change(runs, grid);
+        if (change == GridChange::refuse) {
+          throw InputError(grid.file + ": the sweep '" + grid.name + "' in " + store.path() +
+                           " was recorded with a different grid (" + difference +
+                           "); add --extend to add the new runs to it, --new-sweep to record a new "
+                           "sweep, or rename it (name: or --set name=...)");
+        }
+        if (change == GridChange::new_sweep) {
+          const auto name = next_free_name(store, grid.name);
+          spdlog::info("the sweep '{}' was recorded with a different grid ({}); recording this one as '{}'",
+                       grid.name, difference, name);
+          grid.name = name;
+          for (auto& run : grid.runs) {
+            run.sweep = name;
+            run.json["name"] = name;
+          }
+          existing.reset();
+        } else {
+          spdlog::info("extending the sweep '{}' ({})", grid.name, difference);
+        }
       }
+    }
+    if (existing) {
+      sweep_id = existing->id;
       store.update_sweep_file(sweep_id, grid.file, grid.text);
     } else {
       sweep_id = store.add_sweep(grid.name, grid.file, grid.text);
@@ -362,10 +510,11 @@ std::int64_t record_sweep(const SweepGrid& grid, RunStore& store, const Registry
   return sweep_id;
 }
 
-SweepSummary run_sweep(const SweepGrid& grid, RunStore& store, const Registry& registry,
+SweepSummary run_sweep(SweepGrid grid, RunStore& store, const Registry& registry,
                        const SweepOptions& options) {
-  const auto sweep_id = record_sweep(grid, store, registry);
+  const auto sweep_id = record_sweep(grid, store, registry, options.grid_change);
   SweepSummary summary;
+  summary.name = grid.name;
   RunExecutor executor(registry, store, options.engine);
   for (const auto& run : grid.runs) {
     if (options.only_index && *options.only_index != run.index) continue;
@@ -375,8 +524,7 @@ SweepSummary run_sweep(const SweepGrid& grid, RunStore& store, const Registry& r
       ++summary.skipped;
       continue;
     }
-    if (record->status == RunStatus::running && record->pid > 0 && record->pid != ::getpid() &&
-        ::kill(static_cast<pid_t>(record->pid), 0) == 0) {
+    if (record->status == RunStatus::running && record->pid != ::getpid() && process_alive(record->pid)) {
       spdlog::warn("run {} is being run by process {}; skipped", run.index, record->pid);
       continue;  // a live process owns it; a dead one's run is taken over below
     }
@@ -392,12 +540,18 @@ SweepSummary run_sweep(const SweepGrid& grid, RunStore& store, const Registry& r
     try {
       executor.execute(run, record->id);
       ++summary.done;
-    } catch (const InputError& e) {
-      store.mark_failed(record->id, e.what());  // the caller reports it and exits 2
-      throw;
-    } catch (const std::exception& e) {
+    } catch (const InputError& e) {  // this run's own input, such as a missing data file
       spdlog::error("run {} failed: {}", run.index, e.what());
       store.mark_failed(record->id, e.what());
+      ++summary.failed;
+      ++summary.input_failed;
+    } catch (const std::exception& e) {  // NaN loss, a plugin that threw, out of memory
+      spdlog::error("run {} failed: {}", run.index, e.what());
+      store.mark_failed(record->id, e.what());
+      ++summary.failed;
+    } catch (...) {
+      spdlog::error("run {} failed: a plugin threw something that is not a std::exception", run.index);
+      store.mark_failed(record->id, "a plugin threw something that is not a std::exception");
       ++summary.failed;
     }
   }

@@ -45,8 +45,16 @@ class RunExecutor {
   EngineOptions options_;
 };
 
+/// What to do when a sweep file's grid differs from the one recorded under the same name.
+enum class GridChange {
+  refuse,     // InputError showing the difference (the default)
+  extend,     // add the new grid points to the recorded sweep; recorded ones stay
+  new_sweep,  // record the file as a new sweep, NAME-2 (or the next free suffix)
+};
+
 struct SweepOptions {
   EngineOptions engine;
+  GridChange grid_change = GridChange::refuse;
   bool retry_failed = false;
   std::optional<std::int64_t> only_index;  // `runner run --index I`
 };
@@ -55,14 +63,24 @@ struct SweepSummary {
   int done = 0;     // finished now or before
   int skipped = 0;  // already done before this invocation
   int failed = 0;
+  int input_failed = 0;  // of those failed, how many because of their input (a missing data file)
+  std::string name;      // the sweep's name in the store (differs from the file's with new_sweep)
 };
 
-/// Records the sweep and its runs, then executes every run that is not done. A changed sweep
-/// file under an existing name is refused (InputError) when its grid differs.
-SweepSummary run_sweep(const SweepGrid& grid, RunStore& store, const Registry& registry,
+/// Records the sweep and its runs, then executes every run that is not done. A run that fails
+/// (NaN loss, a plugin that throws, out of memory, a missing data file) is marked failed with its
+/// reason and the sweep goes on.
+SweepSummary run_sweep(SweepGrid grid, RunStore& store, const Registry& registry,
                        const SweepOptions& options);
 
-/// Registers the sweep and its grid in the store (pending runs); returns the sweep id.
-std::int64_t record_sweep(const SweepGrid& grid, RunStore& store, const Registry& registry);
+/// Registers the sweep and its grid in the store (pending runs) and returns the sweep id. A grid
+/// that differs from the one recorded under the same name is handled as `change` says; with
+/// new_sweep, `grid` is renamed.
+std::int64_t record_sweep(SweepGrid& grid, RunStore& store, const Registry& registry,
+                          GridChange change = GridChange::refuse);
+
+/// "2 recorded runs not in the file, 1 new; train.lr: 0.001 -> 0.002; schedule.plugin: added
+/// sigmoid, removed quadratic": how `grid` differs from the runs recorded for its sweep.
+std::string describe_grid_change(const std::vector<RunRecord>& recorded, const SweepGrid& grid);
 
 }  // namespace difflab

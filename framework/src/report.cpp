@@ -242,15 +242,20 @@ std::string render_report(const RunStore& store, const ReportOptions& options) {
     throw InputError(message);
   }
 
-  const auto runs = store.runs(options.sweep);
+  std::vector<RunRecord> runs;
+  std::vector<CheckpointRecord> checkpoints;
+  std::vector<MetricRecord> metrics;
+  store.snapshot([&] {  // one consistent view while a sweep goes on writing
+    runs = store.runs(options.sweep);
+    checkpoints = store.sweep_checkpoints(options.sweep);
+    metrics = store.sweep_metrics(options.sweep);
+  });
   if (runs.empty()) {
     if (options.format == ReportFormat::json) return "[]\n";
     if (options.format == ReportFormat::csv) return "";
     return "no runs recorded in " + store.path() +
            (options.sweep.empty() ? std::string() : " for sweep '" + options.sweep + "'") + "\n";
   }
-  const auto checkpoints = store.sweep_checkpoints(options.sweep);
-  const auto metrics = store.sweep_metrics(options.sweep);
 
   // Index: run -> its checkpoints by step; checkpoint -> its metric values.
   std::unordered_map<std::int64_t, std::size_t> run_index;

@@ -363,10 +363,12 @@ const std::string kSelectRuns = std::string("SELECT ") + kRunColumns +
 
 }  // namespace
 
-RunStore::RunStore(const std::string& path) : path_(path), impl_(std::make_unique<Impl>()) {
+RunStore::RunStore(const std::string& path, Access access)
+    : path_(path), impl_(std::make_unique<Impl>()) {
   impl_->path = path;
-  const int rc = sqlite3_open_v2(path.c_str(), &impl_->db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  const int flags = access == Access::read_only ? SQLITE_OPEN_READONLY
+                                                : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  const int rc = sqlite3_open_v2(path.c_str(), &impl_->db, flags, nullptr);
   if (rc != SQLITE_OK) {
     const std::string message = impl_->db ? sqlite3_errmsg(impl_->db) : sqlite3_errstr(rc);
     throw InputError("cannot open run database " + path + ": " + message);
@@ -393,6 +395,14 @@ RunStore::RunStore(const std::string& path) : path_(path), impl_(std::make_uniqu
     }
     if (tables > 0) throw InputError(path + " is a SQLite database but not a difflab run store");
   }
+  if (access == Access::read_only) {
+    if (version < kSchemaVersion) {
+      throw InputError(path + " has run-store schema version " + std::to_string(version) +
+                       "; run a sweep into it with this runner to upgrade it before reading");
+    }
+    impl_->exec_setup("PRAGMA query_only = ON");
+    return;  // a reader changes nothing: the writer set WAL mode when it created the file
+  }
 
   impl_->exec_setup("PRAGMA journal_mode = WAL");
   impl_->exec_setup("PRAGMA foreign_keys = ON");
@@ -418,6 +428,27 @@ void RunStore::transaction(const std::function<void()>& fn) {
   } catch (...) {
     impl_->transaction_depth = 0;
     // A failed COMMIT may already have ended the transaction; ROLLBACK is then a harmless no-op.
+    if (!sqlite3_get_autocommit(impl_->db))
+      sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+void RunStore::snapshot(const std::function<void()>& fn) const {
+  if (impl_->transaction_depth > 0 || !sqlite3_get_autocommit(impl_->db)) {
+    fn();
+    return;
+  }
+  // A deferred transaction takes no lock until its first read, then sees one WAL snapshot to
+  // its end, while the writer goes on appending to the log.
+  impl_->exec("BEGIN DEFERRED");
+  impl_->transaction_depth = 1;
+  try {
+    fn();
+    impl_->transaction_depth = 0;
+    impl_->exec("COMMIT");
+  } catch (...) {
+    impl_->transaction_depth = 0;
     if (!sqlite3_get_autocommit(impl_->db))
       sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;

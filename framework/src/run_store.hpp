@@ -79,7 +79,13 @@ class RunStore {
  public:
   static constexpr int kSchemaVersion = 1;
 
-  explicit RunStore(const std::string& path);  // creates the file if needed; InputError if not a db
+  enum class Access {
+    read_write,  // creates the file if needed and applies migrations
+    read_only,   // for readers such as reports: never writes, never blocks the writer
+  };
+
+  /// InputError when the file is not a difflab store (or, read-only, does not exist).
+  explicit RunStore(const std::string& path, Access access = Access::read_write);
   ~RunStore();
   RunStore(const RunStore&) = delete;
   RunStore& operator=(const RunStore&) = delete;
@@ -90,6 +96,10 @@ class RunStore {
   /// Runs `fn` in one transaction (BEGIN IMMEDIATE ... COMMIT; ROLLBACK and rethrow on error).
   /// Nested calls join the outermost transaction: an exception rolls all of it back.
   void transaction(const std::function<void()>& fn);
+
+  /// Runs `fn`'s reads in one read transaction: they all see the store as it was at the first
+  /// read, however the writer goes on (WAL). Joins an enclosing transaction.
+  void snapshot(const std::function<void()>& fn) const;
 
   std::optional<SweepRecord> find_sweep(const std::string& name) const;
   /// Inserts a sweep, or returns the id of the sweep of that name (its file is left as is).

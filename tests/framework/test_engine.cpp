@@ -180,3 +180,34 @@ TEST_CASE("a NaN loss fails the run with its reason and keeps what was recorded"
   CHECK(run.status == RunStatus::failed);
   CHECK_THAT(run.reason, Catch::Contains("training loss became") && Catch::Contains("lower train.lr"));
 }
+
+TEST_CASE("a changed grid is refused, extends the recorded sweep or becomes a new one", "[engine]") {
+  const auto dir = test::temp_dir("grid-change");
+  RunStore store((dir / "s.sqlite").string());
+  auto grid = tiny_grid(dir);
+  record_sweep(grid, store, test::plugins());
+
+  auto changed = tiny_grid(dir, {"train.lr=2.0e-3", "schedule.plugin=cosine_beta"});
+  CHECK(describe_grid_change(store.runs("engine_test"), changed) ==
+        "1 recorded run not in the file, 1 new; schedule.plugin: \"linear\" -> \"cosine_beta\"; "
+        "train.lr: 0.001 -> 0.002");
+  CHECK_THROWS_AS(record_sweep(changed, store, test::plugins()), InputError);
+  CHECK(store.runs("engine_test").size() == 1);  // nothing recorded by the refusal
+
+  auto seeds = tiny_grid(dir, {"sweep.seed=[5, 6]"});
+  CHECK(describe_grid_change(store.runs("engine_test"), seeds) ==
+        "0 recorded runs not in the file, 1 new; seed: added 6");
+  record_sweep(seeds, store, test::plugins(), GridChange::extend);
+  CHECK(store.runs("engine_test").size() == 2);  // seed 5 was the recorded run
+  record_sweep(seeds, store, test::plugins());   // now it matches: nothing to refuse
+  CHECK(store.runs("engine_test").size() == 2);
+
+  record_sweep(changed, store, test::plugins(), GridChange::new_sweep);
+  CHECK(changed.name == "engine_test-2");
+  CHECK(changed.runs.at(0).json.at("name") == "engine_test-2");
+  CHECK(store.runs("engine_test-2").size() == 1);
+  auto other = tiny_grid(dir, {"train.lr=3.0e-3"});
+  record_sweep(other, store, test::plugins(), GridChange::new_sweep);
+  CHECK(other.name == "engine_test-3");
+  CHECK(store.runs("engine_test").size() == 2);
+}

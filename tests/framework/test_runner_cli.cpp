@@ -89,3 +89,35 @@ TEST_CASE("runner plugins lists every plugin with its library and options", "[cl
   REQUIRE(runner("plugins --kind sampler", &out) == 0);
   CHECK_THAT(out, !Catch::Contains("gmm2d"));
 }
+
+TEST_CASE("runner refuses each kind of bad plugin library with exit code 2 naming it", "[cli][registry]") {
+  const auto root = test::temp_dir("cli-bad-plugins");
+  const std::string fixtures = DIFFLAB_TEST_PLUGIN_DIR;
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"no_entry", {"not a difflab plugin", "DIFFLAB_PLUGIN"}},
+      {"wrong_api", {"plugin API version 999", "rebuild"}},
+      {"wrong_torch", {"torch 0.0.1"}},
+      {"throws", {"registration threw", "fixture failure while registering"}},
+      {"duplicate", {"'linear'", "already registered by"}},
+      {"text", {"cannot be loaded as a shared library"}},
+      {"empty", {"cannot be loaded as a shared library"}},
+  };
+  for (const auto& [name, words] : cases) {
+    INFO(name);
+    const auto dir = root / name;
+    std::filesystem::create_directories(dir);
+    const auto library = dir / ("libfixture_" + name + ".so");
+    if (name == "text") {
+      std::ofstream(library) << "this is not an ELF file\n";
+    } else if (name == "empty") {
+      std::ofstream{library};
+    } else {
+      std::filesystem::copy_file(fixtures + "/libfixture_" + name + ".so", library);
+    }
+    std::string out;
+    CHECK(runner("validate " + kTiny + " --plugin-dir " + dir.string(), &out) == 2);
+    CHECK(std::count(out.begin(), out.end(), '\n') == 1);
+    CHECK_THAT(out, Catch::Contains(library.filename().string()));
+    for (const auto& w : words) CHECK_THAT(out, Catch::Contains(w));
+  }
+}
