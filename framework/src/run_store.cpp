@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <ctime>
+#include <filesystem>
 #include <limits>
 #include <unordered_map>
 #include <utility>
@@ -366,6 +367,11 @@ const std::string kSelectRuns = std::string("SELECT ") + kRunColumns +
 RunStore::RunStore(const std::string& path, Access access)
     : path_(path), impl_(std::make_unique<Impl>()) {
   impl_->path = path;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw InputError(path + " is a folder, not a run database");
+  if (access == Access::read_only && !std::filesystem::exists(path, ec)) {
+    throw InputError(path + ": no such run database");
+  }
   const int flags = access == Access::read_only ? SQLITE_OPEN_READONLY
                                                 : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   const int rc = sqlite3_open_v2(path.c_str(), &impl_->db, flags, nullptr);

@@ -70,6 +70,8 @@ TEST_CASE("runner refuses bad input with exit code 2 and a one-line message", "[
   CHECK_THAT(out, Catch::Contains("did you mean 'sweep'"));
   CHECK(runner("report --db " + (dir / "none.sqlite").string(), &out) == 2);
   CHECK(runner("report --db " + (dir / "none.sqlite").string() + " --format xml", &out) == 2);
+  CHECK(runner("report --db " + dir.string(), &out) == 2);
+  CHECK_THAT(out, Catch::Contains("is a folder, not a run database"));
   CHECK(runner("plugins --plugin-dir " + (dir / "missing").string(), &out) == 2);
   CHECK_THAT(out, Catch::Contains("plugin folder does not exist"));
   CHECK(runner("sweep " + kTiny + " --set train.lr=oops", &out) == 2);
