@@ -10,13 +10,19 @@
 namespace difflab {
 
 void save_checkpoint(const std::string& path, Denoiser& model, torch::optim::Optimizer& optimizer,
-                     const torch::Generator& generator, CheckpointPosition position) {
+                     const torch::Generator& generator, CheckpointPosition position,
+                     Denoiser* ema) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive, optimizer_archive;
   model.save(model_archive);
   optimizer.save(optimizer_archive);
   archive.write("model", model_archive);
   archive.write("optimizer", optimizer_archive);
+  if (ema) {
+    torch::serialize::OutputArchive ema_archive;
+    ema->save(ema_archive);
+    archive.write("ema", ema_archive);
+  }
   archive.write("rng", generator.get_state());
   archive.write("epoch", torch::tensor(position.epoch));
   archive.write("step", torch::tensor(position.step));
@@ -26,9 +32,9 @@ void save_checkpoint(const std::string& path, Denoiser& model, torch::optim::Opt
   std::filesystem::rename(tmp, path);
 }
 
-CheckpointPosition load_checkpoint(const std::string& path, Denoiser& model,
-                                   torch::optim::Optimizer* optimizer, torch::Generator* generator,
-                                   torch::Device device) {
+LoadedCheckpoint load_checkpoint(const std::string& path, Denoiser& model,
+                                 torch::optim::Optimizer* optimizer, torch::Generator* generator,
+                                 torch::Device device, Denoiser* ema) {
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path, device);
@@ -48,10 +54,16 @@ CheckpointPosition load_checkpoint(const std::string& path, Denoiser& model,
     archive.read("rng", state);
     generator->set_state(state.to(torch::kCPU));
   }
+  bool has_ema = false;
+  if (ema) {
+    torch::serialize::InputArchive ema_archive;
+    has_ema = archive.try_read("ema", ema_archive);
+    if (has_ema) ema->load(ema_archive);
+  }
   torch::Tensor epoch, step;
   archive.read("epoch", epoch);
   archive.read("step", step);
-  return {epoch.item<std::int64_t>(), step.item<std::int64_t>()};
+  return {{epoch.item<std::int64_t>(), step.item<std::int64_t>()}, has_ema};
 }
 
 }  // namespace difflab

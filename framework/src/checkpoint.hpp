@@ -15,13 +15,20 @@ struct CheckpointPosition {
 };
 
 /// Writes to a temporary name and renames, so a crash never leaves a half-written file.
+/// `ema`, when given, is the moving average of the weights, saved beside the model.
 void save_checkpoint(const std::string& path, Denoiser& model, torch::optim::Optimizer& optimizer,
-                     const torch::Generator& generator, CheckpointPosition position);
+                     const torch::Generator& generator, CheckpointPosition position,
+                     Denoiser* ema = nullptr);
 
-/// Restores what save_checkpoint wrote; `optimizer` and `generator` may be null (evaluation only).
-/// Tensors are loaded onto `device`, whatever device wrote them.
-CheckpointPosition load_checkpoint(const std::string& path, Denoiser& model,
-                                   torch::optim::Optimizer* optimizer, torch::Generator* generator,
-                                   torch::Device device);
+/// Restores what save_checkpoint wrote; `optimizer`, `generator` and `ema` may be null
+/// (evaluation only). Tensors are loaded onto `device`, whatever device wrote them. Returns
+/// whether the file held an average for `ema` (when not, `ema` is left as it was).
+struct LoadedCheckpoint {
+  CheckpointPosition position;
+  bool has_ema = false;
+};
+LoadedCheckpoint load_checkpoint(const std::string& path, Denoiser& model,
+                                 torch::optim::Optimizer* optimizer, torch::Generator* generator,
+                                 torch::Device device, Denoiser* ema = nullptr);
 
 }  // namespace difflab

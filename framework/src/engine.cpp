@@ -19,6 +19,7 @@
 #include "difflab/errors.hpp"
 #include "npy.hpp"
 #include "train_step.hpp"
+#include "training_schedule.hpp"
 
 namespace difflab {
 namespace fs = std::filesystem;
@@ -70,6 +71,13 @@ struct RunContext {
   DataSplit train, test;
   std::unique_ptr<DiffusionProcess> process;
   fs::path run_dir;
+  std::unique_ptr<WeightAverage> ema;  // when train.ema_decay > 0
+
+  /// The weights evaluation uses: the moving average when there is one.
+  Denoiser& evaluated() { return ema ? ema->weights() : *model; }
+  std::string evaluated_name() const {
+    return ema ? fmt::format("ema({})", ema->decay()) : std::string("model");
+  }
 };
 
 std::mutex& global_seed_mutex() {
@@ -79,7 +87,8 @@ std::mutex& global_seed_mutex() {
 
 void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecord& checkpoint) {
   torch::NoGradGuard no_grad;
-  ctx.model->eval();
+  Denoiser& model = ctx.evaluated();
+  model.eval();
   const auto& run = ctx.run;
   const auto dir = fs::path(checkpoint.file).parent_path();
   std::vector<MetricRecord> rows;
@@ -93,7 +102,7 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
   for (std::size_t m = 0; m < ctx.metrics.size(); ++m) {
     if (ctx.metrics[m]->scope() != Metric::Scope::checkpoint) continue;
     const auto& label = run.evaluation.metrics[m].label;
-    MetricContext mc{*ctx.model, *ctx.process, ctx.train, ctx.test, torch::Tensor(),
+    MetricContext mc{model, *ctx.process, ctx.train, ctx.test, torch::Tensor(),
                      make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step))};
     record(ctx.metrics[m]->evaluate(mc), no_sampler);
   }
@@ -103,7 +112,7 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
     const auto& sampler = run.evaluation.samplers[s];
     auto gen = make_generator(ctx.device, derive_seed(run.seed, "sampler:" + sampler.label, checkpoint.step));
     const auto x_T = torch::randn(sample_shape, gen, ctx.train.x.options());
-    SamplingContext sc{*ctx.model, *ctx.process, gen, Conditioning{}, nullptr};
+    SamplingContext sc{model, *ctx.process, gen, Conditioning{}, nullptr};
     torch::Tensor samples;
     try {
       samples = ctx.samplers[s]->sample(sc, x_T);
@@ -118,7 +127,7 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
     for (std::size_t m = 0; m < ctx.metrics.size(); ++m) {
       if (ctx.metrics[m]->scope() != Metric::Scope::samples) continue;
       const auto& label = run.evaluation.metrics[m].label;
-      MetricContext mc{*ctx.model, *ctx.process, ctx.train, ctx.test, samples,
+      MetricContext mc{model, *ctx.process, ctx.train, ctx.test, samples,
                        make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step))};
       record(ctx.metrics[m]->evaluate(mc), sampler);
     }
@@ -128,7 +137,7 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
     for (const auto& r : rows) store.add_metric(r);
     for (const auto& a : artifacts) store.add_artifact(a);
   });
-  ctx.model->train();
+  model.train();
 }
 
 // Whether the process that marked a run running still exists. A zombie does not count: a runner
@@ -170,6 +179,11 @@ RunContext make_context(const Registry& registry, const RunConfig& run, const fs
     ctx.model = registry.make_model(run.model.plugin, run.model.options);
   }
   ctx.model->to(ctx.device);
+  if (run.train.ema_decay > 0) {
+    auto shadow = registry.make_model(run.model.plugin, run.model.options);
+    shadow->to(ctx.device);
+    ctx.ema = std::make_unique<WeightAverage>(*ctx.model, std::move(shadow), run.train.ema_decay);
+  }
   for (const auto& s : run.evaluation.samplers) {
     ctx.samplers.push_back(registry.make_sampler(s.plugin, s.options));
   }
@@ -274,7 +288,10 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
   bool fully_trained = false;
   for (auto it = checkpoints.rbegin(); it != checkpoints.rend(); ++it) {
     if (!fs::exists(it->file)) continue;
-    position = load_checkpoint(it->file, *ctx.model, optimizer.get(), &gen, ctx.device);
+    const auto loaded = load_checkpoint(it->file, *ctx.model, optimizer.get(), &gen, ctx.device,
+                                        ctx.ema ? &ctx.ema->weights() : nullptr);
+    if (ctx.ema && !loaded.has_ema) ctx.ema->reset();
+    position = loaded.position;
     fully_trained = position.step >= total_steps;
     if (position.step > 0) spdlog::info("{}: resuming from epoch {} (step {})", tag, position.epoch, position.step);
     break;
@@ -284,6 +301,7 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
   TrainStep step(*ctx.model, *ctx.process, *optimizer, run.train.grad_clip);
   std::vector<LossRecord> pending_losses;
   std::int64_t global_step = position.step;
+  const bool scheduled_lr = run.train.warmup_steps > 0 || run.train.lr_schedule != "constant";
   auto last_report = Clock::now();
   std::int64_t steps_since_report = 0;
   for (std::int64_t epoch = position.epoch + 1; !fully_trained && epoch <= total_epochs; ++epoch) {
@@ -293,8 +311,10 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
     std::int64_t steps_this_epoch = 0;
     for (std::int64_t b = 0; b < steps_per_epoch && global_step < total_steps; ++b) {
       const auto x0 = ctx.train.x.index_select(0, order.slice(0, b * batch, (b + 1) * batch));
+      if (scheduled_lr) set_learning_rate(*optimizer, learning_rate(run.train, global_step, total_steps));
       try {
         loss_sum += step(x0, gen);
+        if (ctx.ema) ctx.ema->update();
       } catch (const c10::Error& e) {
         throw RunError("training step failed at epoch " + std::to_string(epoch) + ": " +
                        e.what_without_backtrace());
@@ -319,8 +339,9 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
     const auto dir = ctx.run_dir / fmt::format("epoch-{:06d}", epoch);
     fs::create_directories(dir);
     const auto file = (dir / "checkpoint.pt").string();
-    save_checkpoint(file, *ctx.model, *optimizer, gen, {epoch, global_step});
-    CheckpointRecord record{0, run_id, epoch, global_step, file, train_seconds};
+    save_checkpoint(file, *ctx.model, *optimizer, gen, {epoch, global_step},
+                    ctx.ema ? &ctx.ema->weights() : nullptr);
+    CheckpointRecord record{0, run_id, epoch, global_step, file, train_seconds, ctx.evaluated_name()};
     crash_point("checkpoint-record");
     store_.transaction([&] {
       store_.add_losses(run_id, pending_losses);
@@ -341,7 +362,9 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
   for (const auto& c : store_.checkpoints(run_id)) {
     if (store_.metric_count(c.id) > 0 || run.evaluation.metrics.empty()) continue;
     if (!fs::exists(c.file)) throw RunError("checkpoint file " + c.file + " is missing; delete the run to retrain");
-    load_checkpoint(c.file, *ctx.model, nullptr, nullptr, ctx.device);
+    const auto loaded = load_checkpoint(c.file, *ctx.model, nullptr, nullptr, ctx.device,
+                                        ctx.ema ? &ctx.ema->weights() : nullptr);
+    if (ctx.ema && !loaded.has_ema) ctx.ema->reset();
     const auto eval_start = Clock::now();
     evaluate_checkpoint(ctx, store_, c);
     eval_seconds += seconds_since(eval_start);

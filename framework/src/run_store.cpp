@@ -91,6 +91,11 @@ CREATE TABLE artifacts (
 );
 PRAGMA application_id = 1145457730;
 )sql",
+    // 2: which weights a checkpoint was evaluated with: 'model', or 'ema(DECAY)' for the moving
+    // average of the weights.
+    R"sql(
+ALTER TABLE checkpoints ADD COLUMN weights TEXT NOT NULL DEFAULT 'model';
+)sql",
 };
 static_assert(kApplicationId == 1145457730, "migration 1 writes kApplicationId literally");
 
@@ -336,6 +341,7 @@ CheckpointRecord read_checkpoint(const Statement& s) {
   r.step = s.integer(3);
   r.file = s.text(4);
   r.wall_seconds = s.real(5);
+  r.weights = s.text(6);
   return r;
 }
 
@@ -602,17 +608,18 @@ std::int64_t RunStore::add_checkpoint(const CheckpointRecord& checkpoint) {
   transaction([&] {
     // DO UPDATE (not INSERT OR REPLACE) keeps the row id, so its metrics stay attached.
     Statement upsert(*impl_,
-                     "INSERT INTO checkpoints (run_id, epoch, step, file, wall_seconds, created_at)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                     "INSERT INTO checkpoints (run_id, epoch, step, file, wall_seconds, created_at,"
+                     " weights) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
                      " ON CONFLICT (run_id, step) DO UPDATE SET epoch = excluded.epoch,"
                      " file = excluded.file, wall_seconds = excluded.wall_seconds,"
-                     " created_at = excluded.created_at");
+                     " created_at = excluded.created_at, weights = excluded.weights");
     upsert.bind(1, checkpoint.run_id)
         .bind(2, checkpoint.epoch)
         .bind(3, checkpoint.step)
         .bind(4, checkpoint.file)
         .bind(5, checkpoint.wall_seconds)
         .bind(6, utc_now())
+        .bind(7, checkpoint.weights)
         .run();
     Statement select(*impl_, "SELECT id FROM checkpoints WHERE run_id = ?1 AND step = ?2");
     select.bind(1, checkpoint.run_id).bind(2, checkpoint.step);
@@ -624,7 +631,7 @@ std::int64_t RunStore::add_checkpoint(const CheckpointRecord& checkpoint) {
 
 std::vector<CheckpointRecord> RunStore::checkpoints(std::int64_t run_id) const {
   Statement s(*impl_,
-              "SELECT id, run_id, epoch, step, file, wall_seconds FROM checkpoints"
+              "SELECT id, run_id, epoch, step, file, wall_seconds, weights FROM checkpoints"
               " WHERE run_id = ?1 ORDER BY step");
   s.bind(1, run_id);
   std::vector<CheckpointRecord> out;
@@ -710,7 +717,7 @@ std::vector<ArtifactRecord> RunStore::artifacts(std::int64_t checkpoint_id) cons
 
 std::vector<CheckpointRecord> RunStore::sweep_checkpoints(const std::string& sweep) const {
   Statement s(*impl_,
-              "SELECT c.id, c.run_id, c.epoch, c.step, c.file, c.wall_seconds FROM checkpoints c"
+              "SELECT c.id, c.run_id, c.epoch, c.step, c.file, c.wall_seconds, c.weights FROM checkpoints c"
               " JOIN runs r ON r.id = c.run_id JOIN sweeps w ON w.id = r.sweep_id"
               " WHERE ?1 = '' OR w.name = ?1 ORDER BY c.run_id, c.step");
   s.bind(1, sweep);

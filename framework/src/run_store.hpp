@@ -49,6 +49,7 @@ struct CheckpointRecord {
   std::int64_t step = 0;
   std::string file;
   double wall_seconds = 0;  // training wall time when it was written
+  std::string weights = "model";  // evaluated with: "model", or "ema(0.999)" for the EMA weights
 };
 
 struct LossRecord {
@@ -77,7 +78,7 @@ struct ArtifactRecord {
 /// migrations applied on open). Not thread-safe: one RunStore per thread.
 class RunStore {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   enum class Access {
     read_write,  // creates the file if needed and applies migrations

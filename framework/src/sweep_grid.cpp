@@ -33,6 +33,14 @@ const std::vector<OptionSpec>& train_specs() {
           .at_least(0),
       OptionSpec::real("grad_clip", 0.0, "max global gradient norm (0: no clipping)").at_least(0),
       OptionSpec::integer("checkpoint_every", 10, "epochs between checkpoints").at_least(1),
+      OptionSpec::text("lr_schedule", "constant", "learning rate after warm-up: constant, or cosine "
+                       "decay to min_lr over the remaining steps", {"constant", "cosine"}),
+      OptionSpec::integer("warmup_steps", 0, "steps of linear learning-rate warm-up from 0").at_least(0),
+      OptionSpec::real("min_lr", 0.0, "learning rate at the end of the cosine decay").at_least(0),
+      OptionSpec::real("ema_decay", 0.0, "decay of the exponential moving average of the weights "
+                       "that evaluation uses (0: no EMA, evaluate the trained weights)")
+          .at_least(0)
+          .less_than(1),
   };
   return specs;
 }
@@ -323,6 +331,10 @@ RunConfig resolve_run(const Locator& loc, const YAML::Node& root, const Registry
   run.train.weight_decay = train_options.real("weight_decay");
   run.train.grad_clip = train_options.real("grad_clip");
   run.train.checkpoint_every = train_options.integer("checkpoint_every");
+  run.train.lr_schedule = train_options.text("lr_schedule");
+  run.train.warmup_steps = train_options.integer("warmup_steps");
+  run.train.min_lr = train_options.real("min_lr");
+  run.train.ema_decay = train_options.real("ema_decay");
 
   const YAML::Node& evaluation = root["evaluation"];
   run.evaluation.num_samples = 2000;

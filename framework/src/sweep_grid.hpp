@@ -29,6 +29,10 @@ struct TrainConfig {
   double weight_decay = 0;
   double grad_clip = 0;  // max global gradient norm; 0: off
   std::int64_t checkpoint_every = 0;  // epochs
+  std::string lr_schedule;            // constant | cosine (after warm-up)
+  std::int64_t warmup_steps = 0;
+  double min_lr = 0;     // end of the cosine decay
+  double ema_decay = 0;  // 0: no EMA
 };
 
 struct EvaluationConfig {

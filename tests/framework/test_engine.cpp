@@ -113,9 +113,11 @@ TEST_CASE("a run records checkpoints, losses, metrics and samples, repeatably", 
   CHECK(summary.skipped == 1);
 }
 
-TEST_CASE("a run that crashed after a checkpoint resumes to the same result", "[engine]") {
-  const auto dir = test::temp_dir("resume");
-  const auto grid = tiny_grid(dir);
+namespace {
+// Trains the tiny grid straight and with a crash after its first checkpoint; both must end equal.
+void check_resume(const std::string& name, const std::vector<std::string>& overrides) {
+  const auto dir = test::temp_dir(name);
+  const auto grid = tiny_grid(dir, overrides);
   SweepOptions options;
   options.engine.out_dir = dir / "straight";
   g_crash_step = -1;
@@ -145,6 +147,25 @@ TEST_CASE("a run that crashed after a checkpoint resumes to the same result", "[
   for (std::size_t i = 0; i < a.losses.size(); ++i) CHECK(a.losses[i].loss == b.losses[i].loss);
   CHECK(a.values == b.values);
   CHECK(torch::equal(a.final_samples, b.final_samples));
+}
+}  // namespace
+
+TEST_CASE("a run that crashed after a checkpoint resumes to the same result", "[engine]") {
+  check_resume("resume", {});
+}
+
+TEST_CASE("EMA weights, warm-up and cosine decay resume to the same result too", "[engine]") {
+  check_resume("resume-ema", {"train.ema_decay=0.9", "train.lr_schedule=cosine", "train.warmup_steps=3"});
+  const auto dir = test::temp_dir("ema-weights");
+  SweepOptions options;
+  options.engine.out_dir = dir / "runs";
+  g_crash_step = -1;
+  RunStore store((dir / "s.sqlite").string());
+  run_sweep(tiny_grid(dir, {"train.ema_decay=0.9"}), store, test::plugins(), options);
+  const auto run = store.runs("engine_test").at(0);
+  for (const auto& c : store.checkpoints(run.id)) CHECK(c.weights == "ema(0.9)");
+  run_sweep(tiny_grid(dir, {"name=plain"}), store, test::plugins(), options);
+  for (const auto& c : store.checkpoints(store.runs("plain").at(0).id)) CHECK(c.weights == "model");
 }
 
 TEST_CASE("an evaluation-only change reuses the trained checkpoints", "[engine]") {

@@ -89,20 +89,47 @@ TEST_CASE("run status names round-trip", "[store]") {
   CHECK_THROWS_AS(difflab::parse_run_status("finished"), difflab::InputError);
 }
 
-TEST_CASE("a new store is at schema version 1 in WAL mode", "[store]") {
+TEST_CASE("a new store is at schema version 2 in WAL mode", "[store]") {
   const auto path = store_path("store-schema");
   {
     RunStore store(path);
-    CHECK(store.schema_version() == 1);
-    CHECK(RunStore::kSchemaVersion == 1);
+    CHECK(store.schema_version() == 2);
+    CHECK(RunStore::kSchemaVersion == 2);
     CHECK(store.path() == path);
   }
   CHECK(query_text(path, "PRAGMA journal_mode") == "wal");
-  CHECK(query_text(path, "PRAGMA user_version") == "1");
+  CHECK(query_text(path, "PRAGMA user_version") == "2");
   // Reopening an up-to-date store migrates nothing and keeps it usable.
   RunStore again(path);
-  CHECK(again.schema_version() == 1);
+  CHECK(again.schema_version() == 2);
   CHECK(again.sweeps().empty());
+}
+
+TEST_CASE("a version 1 store is migrated on open and keeps its rows", "[store]") {
+  const auto path = store_path("store-v1");
+  std::int64_t checkpoint = 0;
+  {
+    RunStore store(path);
+    const auto sweep = store.add_sweep("old", "old.yaml", "");
+    const auto run = store.add_run(make_run(sweep, 0, "hash0"));
+    checkpoint = store.add_checkpoint({0, run, 1, 10, "e1.pt", 1.0, "ema(0.9)"});
+  }
+  // Take it back to what difflab 0.1 wrote: no weights column, user_version 1.
+  query_text(path, "ALTER TABLE checkpoints DROP COLUMN weights");
+  query_text(path, "PRAGMA user_version = 1");
+  CHECK_THROWS_WITH(RunStore(path, RunStore::Access::read_only),
+                    Catch::Contains("schema version 1") && Catch::Contains("to upgrade it"));
+  {
+    RunStore writer(path);  // a writer migrates
+    CHECK(writer.schema_version() == 2);
+  }
+  RunStore store(path, RunStore::Access::read_only);
+  const auto runs = store.runs("old");
+  REQUIRE(runs.size() == 1);
+  const auto checkpoints = store.checkpoints(runs[0].id);
+  REQUIRE(checkpoints.size() == 1);
+  CHECK(checkpoints[0].id == checkpoint);
+  CHECK(checkpoints[0].weights == "model");  // the default for checkpoints of version 1
 }
 
 TEST_CASE("everything written reads back equal from a reopened file", "[store]") {
