@@ -100,7 +100,7 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
   };
   const PluginConfig no_sampler{"", Options{}, "", nlohmann::json::object()};
   for (std::size_t m = 0; m < ctx.metrics.size(); ++m) {
-    if (ctx.metrics[m]->scope() != Metric::Scope::checkpoint) continue;
+    if (ctx.metrics[m]->scope() == Metric::Scope::samples) continue;
     const auto& label = run.evaluation.metrics[m].label;
     MetricContext mc{model, *ctx.process, ctx.train, ctx.test, torch::Tensor(),
                      make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step))};
@@ -125,7 +125,7 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
     write_npy(npy, samples);
     artifacts.push_back({checkpoint.id, sampler.label, "samples_npy", npy});
     for (std::size_t m = 0; m < ctx.metrics.size(); ++m) {
-      if (ctx.metrics[m]->scope() != Metric::Scope::samples) continue;
+      if (ctx.metrics[m]->scope() == Metric::Scope::checkpoint) continue;
       const auto& label = run.evaluation.metrics[m].label;
       MetricContext mc{model, *ctx.process, ctx.train, ctx.test, samples,
                        make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step))};

@@ -30,7 +30,8 @@ class DIFFLAB_API Metric {
  public:
   enum class Scope {
     checkpoint,  // a property of the model (e.g. test loss): once per checkpoint
-    samples      // a property of generated samples: once per checkpoint and sampler
+    samples,     // a property of generated samples: once per checkpoint and sampler
+    both         // once per checkpoint without samples, and once per sampler with them
   };
   virtual ~Metric() = default;
   virtual Scope scope() const { return Scope::samples; }

@@ -1,0 +1,106 @@
+#pragma once
+// What the image metrics (fid, kid, inception_score, lpips, psnr) share: feature extractors and
+// the statistics on their features. Compiled into each of those plugins (a static library), not
+// part of difflab's public API.
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "difflab/dataset.hpp"
+#include "difflab/diffusion.hpp"
+#include "difflab/options.hpp"
+
+namespace difflab::image_metrics {
+
+/// Maps images in [-1, 1] ([N, C, H, W]) to features, class probabilities and (for the LPIPS
+/// baseline) per-layer activations. Not thread-safe.
+class FeatureExtractor {
+ public:
+  virtual ~FeatureExtractor() = default;
+  /// Names the extractor in metric variants, so values of different extractors never mix:
+  /// "difflab-cnn:<hash>" or "inception:<file name>".
+  virtual const std::string& name() const = 0;
+  virtual torch::Tensor features(const torch::Tensor& images) = 0;       // [N, D] float64, CPU
+  virtual torch::Tensor probabilities(const torch::Tensor& images) = 0;  // [N, K] float64, CPU
+  /// Activations of each layer [N, C_l, H_l, W_l]; InputError where the extractor has none.
+  virtual std::vector<torch::Tensor> layers(const torch::Tensor& images) = 0;
+};
+
+/// How the difflab feature network is trained when no `network` is given.
+struct FeatureNetConfig {
+  std::int64_t steps = 1500;
+  std::int64_t batch_size = 128;
+  double lr = 2e-3;
+  std::filesystem::path cache_dir;  // empty: $DIFFLAB_CACHE_DIR, else ~/.cache/difflab
+};
+
+/// The options every image metric takes for its extractor: network (what `network_help` says),
+/// feature_steps and cache_dir.
+std::vector<OptionSpec> extractor_options(const std::string& network_help);
+FeatureNetConfig feature_net_config(const Options& options);
+
+/// A TorchScript Inception (`forward(x, True)` -> [N, 2048] pool features, `forward(x, False)`
+/// -> class probabilities; uint8 RGB NCHW in 0..255). InputError naming the file when it is
+/// missing or not such a module.
+std::shared_ptr<FeatureExtractor> load_inception(const std::filesystem::path& path);
+
+/// The difflab feature network for a labelled train split: a small CNN classifier trained once
+/// on the labels and cached on disk by the data's content hash and the training config. InputError
+/// when the split has no labels.
+std::shared_ptr<FeatureExtractor> difflab_feature_net(const DataSplit& train, const FeatureNetConfig& config);
+
+/// `network` given: load_inception; else difflab_feature_net. Loaded once per metric instance.
+class ExtractorSlot {
+ public:
+  ExtractorSlot(std::string network, FeatureNetConfig config);
+  FeatureExtractor& get(const DataSplit& train);
+  /// The extractor's features of `images`, remembered for the last tensor asked (the test split
+  /// is the same tensor at every checkpoint of a run).
+  const torch::Tensor& reference_features(const DataSplit& train, const torch::Tensor& images);
+
+ private:
+  std::string network_;
+  FeatureNetConfig config_;
+  std::shared_ptr<FeatureExtractor> extractor_;
+  torch::Tensor reference_images_, reference_features_;
+};
+
+/// Mean and covariance (float64) of feature rows.
+struct Gaussian {
+  torch::Tensor mean, cov;
+};
+Gaussian fit_gaussian(const torch::Tensor& features);
+
+/// Frechet distance between two Gaussians (Heusel et al. 2017):
+/// |mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a^1/2 S_b S_a^1/2)^1/2), with the square roots
+/// taken by symmetric eigendecomposition in float64 (negative round-off eigenvalues clamped).
+double frechet_distance(const Gaussian& a, const Gaussian& b);
+
+/// Unbiased squared MMD with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3, averaged over
+/// `subsets` random subsets of `subset_size` rows of each set (Binkowski et al. 2018).
+double kernel_inception_distance(const torch::Tensor& a, const torch::Tensor& b, std::int64_t subsets,
+                                 std::int64_t subset_size, torch::Generator& generator);
+
+/// exp(E_x KL(p(y|x) || p(y))), averaged over `splits` equal splits (Salimans et al. 2016).
+double inception_score(const torch::Tensor& probabilities, std::int64_t splits);
+
+/// Images in [-1, 1] as uint8 RGB 0..255 (grey repeated to three channels).
+torch::Tensor to_uint8_rgb(const torch::Tensor& images);
+
+/// Timesteps for reconstruction metrics: round(f (T - 1)) for each fraction f.
+std::vector<std::int64_t> timesteps_at(const std::vector<double>& fractions, std::int64_t T);
+
+/// The model's estimate of x0 from x_t = q_sample(x0, t, noise) with fresh noise.
+torch::Tensor reconstruct(Denoiser& model, const DiffusionProcess& process, const torch::Tensor& x0,
+                          std::int64_t t, torch::Generator& generator);
+
+/// Rows of `images` split into batches, `fn` applied to each, results concatenated on the CPU.
+torch::Tensor batched(const torch::Tensor& images, std::int64_t batch,
+                      const std::function<torch::Tensor(const torch::Tensor&)>& fn);
+
+}  // namespace difflab::image_metrics

@@ -1,0 +1,35 @@
+// inception_score: exp(E KL(p(y|x) || p(y))) of a sampler's output under a classifier
+// (Salimans et al. 2016): the Inception network's 1008 classes, or the dataset's own classes
+// with difflab's feature network (then at most the number of classes).
+#include "difflab/plugin.hpp"
+#include "image_features.hpp"
+
+namespace {
+using namespace difflab;
+using namespace difflab::image_metrics;
+
+class InceptionScore final : public Metric {
+ public:
+  explicit InceptionScore(const Options& o)
+      : slot_(o.text("network"), feature_net_config(o)), splits_(o.integer("splits")) {}
+
+  std::vector<MetricValue> evaluate(const MetricContext& ctx) const override {
+    auto& extractor = slot_.get(ctx.train);
+    const double value = inception_score(extractor.probabilities(ctx.samples), splits_);
+    return {{"inception_score", "splits=" + std::to_string(splits_) + "," + extractor.name(), value}};
+  }
+
+ private:
+  mutable ExtractorSlot slot_;
+  std::int64_t splits_;
+};
+
+}  // namespace
+
+DIFFLAB_PLUGIN(registrar) {
+  auto options = extractor_options("TorchScript Inception file (inception-2015-12-05.pt); empty: "
+                                   "difflab's feature network's classifier");
+  options.push_back(OptionSpec::integer("splits", 10, "equal splits of the samples, scores averaged").at_least(1));
+  registrar.add_metric({"inception_score", "1.0.0", "Inception score of the samples", options},
+                       [](const Options& o) { return std::make_unique<InceptionScore>(o); });
+}

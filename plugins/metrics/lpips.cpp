@@ -1,0 +1,111 @@
+// lpips: perceptual distance (Zhang et al. 2018), reported two ways: between test images and the
+// model's reconstruction of them from x_t at stated timesteps (once per checkpoint), and as the
+// mean distance between pairs of a sampler's samples (diversity). With `network:` a TorchScript
+// LPIPS module (forward(x0, x1) on [-1, 1] images); without, the uncalibrated baseline: unit-
+// normalised feature differences of difflab's feature network, averaged over its layers.
+#include <torch/script.h>
+
+#include "difflab/errors.hpp"
+#include "difflab/plugin.hpp"
+#include "image_features.hpp"
+
+namespace {
+using namespace difflab;
+using namespace difflab::image_metrics;
+namespace fs = std::filesystem;
+
+class Lpips final : public Metric {
+ public:
+  explicit Lpips(const Options& o)
+      : network_(o.text("network")),
+        features_("", feature_net_config(o)),
+        fractions_(o.real_list("t_fractions")),
+        images_(o.integer("num_images")),
+        pairs_(o.integer("pairs")) {
+    if (network_.empty()) return;
+    std::error_code ec;
+    if (!fs::is_regular_file(network_, ec)) throw InputError(network_ + ": no such network file");
+    try {
+      module_ = torch::jit::load(network_, torch::kCPU);
+    } catch (const c10::Error& e) {
+      const std::string what = e.what_without_backtrace();
+      throw InputError(network_ + ": not a TorchScript module (" + what.substr(0, what.find('\n')) + ")");
+    }
+    module_.eval();
+    name_ = "lpips:" + fs::path(network_).filename().string();
+  }
+
+  Scope scope() const override { return Scope::both; }
+
+  std::vector<MetricValue> evaluate(const MetricContext& ctx) const override {
+    auto gen = ctx.generator;
+    if (ctx.samples.defined()) {  // diversity: pairs (i, j != i) of one sampler's samples
+      const auto n = ctx.samples.size(0);
+      if (n < 2) throw InputError("lpips diversity needs at least 2 samples");
+      const auto options = torch::TensorOptions().dtype(torch::kLong).device(gen.device());
+      const auto i = torch::randint(0, n, {pairs_}, gen, options);
+      const auto j = (i + torch::randint(1, n, {pairs_}, gen, options)) % n;
+      const auto d = distance(ctx, ctx.samples.index_select(0, i.to(ctx.samples.device())),
+                              ctx.samples.index_select(0, j.to(ctx.samples.device())));
+      return {{"lpips", "diversity(pairs=" + std::to_string(pairs_) + ")," + name(ctx), d}};
+    }
+    const auto x0 = ctx.test.x.slice(0, 0, std::min(images_, ctx.test.x.size(0)));
+    std::vector<MetricValue> out;
+    for (const auto t : timesteps_at(fractions_, ctx.process.timesteps())) {
+      const auto x0_hat = reconstruct(ctx.model, ctx.process, x0, t, gen).clamp(-1, 1);
+      out.push_back({"lpips", "recon(t=" + std::to_string(t) + ")," + name(ctx), distance(ctx, x0, x0_hat)});
+    }
+    return out;
+  }
+
+ private:
+  const std::string& name(const MetricContext& ctx) const {
+    return network_.empty() ? features_.get(ctx.train).name() : name_;
+  }
+
+  // Mean distance over the pairs of rows of a and b.
+  double distance(const MetricContext& ctx, const torch::Tensor& a, const torch::Tensor& b) const {
+    if (!network_.empty()) {
+      const auto out = batched(torch::stack({a, b}, 1), 100, [&](const torch::Tensor& ab) {
+        const auto dev = ab.device();
+        module_.to(dev);
+        return module_.forward({ab.select(1, 0).contiguous(), ab.select(1, 1).contiguous()}).toTensor().flatten();
+      });
+      return out.to(torch::kDouble).mean().item<double>();
+    }
+    auto& extractor = features_.get(ctx.train);
+    const auto per_pair = batched(torch::stack({a, b}, 1), 200, [&](const torch::Tensor& ab) {
+      const auto la = extractor.layers(ab.select(1, 0));
+      const auto lb = extractor.layers(ab.select(1, 1));
+      torch::Tensor total;
+      for (std::size_t l = 0; l < la.size(); ++l) {
+        const auto fa = la[l] / (la[l].norm(2, 1, true) + 1e-10);
+        const auto fb = lb[l] / (lb[l].norm(2, 1, true) + 1e-10);
+        const auto d = (fa - fb).pow(2).sum(1).mean({1, 2});
+        total = total.defined() ? total + d : d;
+      }
+      return total / static_cast<double>(la.size());
+    });
+    return per_pair.to(torch::kDouble).mean().item<double>();
+  }
+
+  std::string network_, name_;
+  mutable torch::jit::Module module_;
+  mutable ExtractorSlot features_;
+  std::vector<double> fractions_;
+  std::int64_t images_, pairs_;
+};
+
+}  // namespace
+
+DIFFLAB_PLUGIN(registrar) {
+  auto options = extractor_options("TorchScript LPIPS module, forward(x0, x1) on [-1, 1] images; empty: "
+                                   "the uncalibrated baseline on difflab's feature network");
+  options.push_back(OptionSpec::real_list("t_fractions", {0.1, 0.5, 0.9}, "reconstruction timesteps as fractions of T-1")
+                        .at_least(0)
+                        .at_most(1));
+  options.push_back(OptionSpec::integer("num_images", 256, "test images reconstructed").at_least(1));
+  options.push_back(OptionSpec::integer("pairs", 256, "sample pairs for the diversity value").at_least(1));
+  registrar.add_metric({"lpips", "1.0.0", "LPIPS of reconstructions from x_t, and among samples", options},
+                       [](const Options& o) { return std::make_unique<Lpips>(o); });
+}

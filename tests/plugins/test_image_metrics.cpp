@@ -1,0 +1,206 @@
+// The image metrics: the statistics against closed forms, TorchScript networks given by path,
+// and difflab's own feature network on a labelled toy image set.
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/script.h>
+
+#include <cmath>
+#include <fstream>
+#include <iostream>
+
+#include <catch2/catch.hpp>
+
+#include "difflab/errors.hpp"
+#include "image_features.hpp"
+#include "support.hpp"
+
+using namespace difflab;
+using namespace difflab::image_metrics;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Stands in for inception-2015-12-05.pt: same calling convention (uint8 RGB NCHW,
+// forward(x, True) -> features, forward(x, False) -> probabilities), 6-d features.
+fs::path fixture_inception(const fs::path& dir) {
+  torch::jit::Module m("FixtureInception");
+  m.define(R"(
+def forward(self, x, return_features: bool):
+    f = x.float() / 255.0
+    features = torch.cat([torch.mean(f, [2, 3]), torch.amax(f, [2, 3])], 1)
+    if return_features:
+        return features
+    return torch.softmax(features * 10.0, 1)
+)");
+  const auto path = dir / "fixture-inception.pt";
+  m.save(path.string());
+  return path;
+}
+
+// LPIPS-like: mean absolute difference per image.
+fs::path fixture_lpips(const fs::path& dir) {
+  torch::jit::Module m("FixtureLpips");
+  m.define(R"(
+def forward(self, x0, x1):
+    return torch.mean(torch.abs(x0 - x1), [1, 2, 3])
+)");
+  const auto path = dir / "fixture-lpips.pt";
+  m.save(path.string());
+  return path;
+}
+
+// Four classes of 16x16 grey images: a bright 8x8 square in quadrant `label`, plus noise.
+DataSplit quadrant_images(std::int64_t n, std::uint64_t seed) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  const auto labels = torch::randint(0, 4, {n}, gen, torch::kLong);
+  auto x = torch::full({n, 1, 16, 16}, -0.8) + 0.1 * torch::randn({n, 1, 16, 16}, gen);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto q = labels[i].item<std::int64_t>();
+    x[i].slice(1, (q / 2) * 8, (q / 2) * 8 + 8).slice(2, (q % 2) * 8, (q % 2) * 8 + 8) += 1.4;
+  }
+  return {x.clamp(-1, 1), labels};
+}
+
+std::shared_ptr<Metric> make_metric(const std::string& name, const std::map<std::string, OptionValue>& values) {
+  auto& registry = test::plugins();
+  return registry.make_metric(name, resolve_options(registry.get(PluginKind::metric, name).info.options, values));
+}
+
+// A model that always predicts x0 = 0 (for PSNR's closed form).
+class ZeroX0 final : public Denoiser {
+ public:
+  torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor&, const Conditioning&) override {
+    return torch::zeros_like(x_t);
+  }
+  Prediction prediction() const override { return Prediction::x0; }
+};
+
+}  // namespace
+
+TEST_CASE("FID: 0 against itself, |c|^2 against a copy shifted by c, the Gaussian closed form", "[image_metrics]") {
+  auto gen = at::detail::createCPUGenerator(3);
+  const auto f = torch::randn({3000, 8}, gen, torch::kDouble) * torch::linspace(0.5, 3.0, 8, torch::kDouble);
+  CHECK(frechet_distance(fit_gaussian(f), fit_gaussian(f)) == Approx(0.0).margin(1e-9));
+  const auto c = torch::linspace(-1.0, 2.0, 8, torch::kDouble);
+  CHECK(frechet_distance(fit_gaussian(f), fit_gaussian(f + c)) == Approx(c.dot(c).item<double>()).epsilon(1e-9));
+
+  // Commuting covariances Q diag(s) Q^T: FID = |m1 - m2|^2 + sum (sqrt s1 - sqrt s2)^2.
+  const auto q = std::get<0>(torch::linalg_qr(torch::randn({8, 8}, gen, torch::kDouble)));
+  const auto s1 = torch::linspace(0.1, 4.0, 8, torch::kDouble), s2 = torch::linspace(2.0, 0.5, 8, torch::kDouble);
+  const Gaussian a{torch::zeros({8}, torch::kDouble), q.mm(torch::diag(s1)).mm(q.t())};
+  const Gaussian b{torch::ones({8}, torch::kDouble), q.mm(torch::diag(s2)).mm(q.t())};
+  const double expected = 8.0 + (s1.sqrt() - s2.sqrt()).pow(2).sum().item<double>();
+  CHECK(frechet_distance(a, b) == Approx(expected).epsilon(1e-9));
+}
+
+TEST_CASE("KID is near 0 for draws of one distribution and large for shifted ones; IS of one-hot classes", "[image_metrics]") {
+  auto gen = at::detail::createCPUGenerator(4);
+  const auto x = torch::randn({1000, 16}, gen, torch::kDouble);
+  const auto y = torch::randn({1000, 16}, gen, torch::kDouble);
+  const double same = kernel_inception_distance(x, y, 20, 500, gen);
+  const double shifted = kernel_inception_distance(x, y + 1.0, 20, 500, gen);
+  std::cout << "KID same distribution " << same << ", shifted by 1: " << shifted << "\n";
+  CHECK(std::abs(same) < 0.01 * shifted);
+  CHECK(shifted > 1.0);
+
+  // Balanced confident predictions over K classes score K; one class, or no confidence, 1.
+  const auto labels = torch::arange(500) % 5;
+  CHECK(inception_score(torch::one_hot(labels, 5).to(torch::kDouble), 1) == Approx(5.0).epsilon(1e-6));
+  CHECK(inception_score(torch::one_hot(torch::zeros({500}, torch::kLong), 5).to(torch::kDouble), 1) ==
+        Approx(1.0));
+  CHECK(inception_score(torch::full({500, 5}, 0.2, torch::kDouble), 10) == Approx(1.0));
+}
+
+TEST_CASE("a TorchScript Inception given by path is loaded, used and named", "[image_metrics]") {
+  const auto dir = test::temp_dir("inception");
+  const auto path = fixture_inception(dir);
+  const auto inception = load_inception(path);
+  CHECK(inception->name() == "inception:fixture-inception.pt");
+  const auto black = torch::full({4, 1, 8, 8}, -1.0), white = torch::full({4, 1, 8, 8}, 1.0);
+  CHECK(torch::equal(inception->features(black), torch::zeros({4, 6}, torch::kDouble)));  // 0..255 input
+  CHECK(torch::allclose(inception->features(white), torch::ones({4, 6}, torch::kDouble)));
+  CHECK(inception->probabilities(white).sum(1).allclose(torch::ones({4}, torch::kDouble)));
+
+  const auto data = quadrant_images(300, 1), test = quadrant_images(200, 2);
+  auto model = std::make_shared<ZeroX0>();
+  DiffusionProcess process(torch::linspace(1e-4, 0.02, 100, torch::kFloat64), torch::kCPU);
+  auto fid = make_metric("fid", {{"network", path.string()}});
+  MetricContext same{*model, process, data, test, test.x, at::detail::createCPUGenerator(0)};
+  const auto values = fid->evaluate(same);
+  REQUIRE(values.size() == 1);
+  CHECK(values[0].variant == "inception:fixture-inception.pt,ref=test");
+  CHECK(values[0].value == Approx(0.0).margin(1e-9));
+  MetricContext noise{*model, process, data, test, torch::rand({200, 1, 16, 16}) * 2 - 1,
+                      at::detail::createCPUGenerator(0)};
+  CHECK(fid->evaluate(noise)[0].value > 0.1);
+
+  auto lpips = make_metric("lpips", {{"network", fixture_lpips(dir).string()}, {"pairs", std::int64_t{64}}});
+  const auto diversity = lpips->evaluate(same);
+  REQUIRE(diversity.size() == 1);
+  CHECK(diversity[0].variant == "diversity(pairs=64),lpips:fixture-lpips.pt");
+  CHECK(diversity[0].value > 0);
+
+  // A missing or wrong file is an input error that names it, raised when the metric is made.
+  CHECK_THROWS_WITH(make_metric("fid", {{"network", (dir / "missing.pt").string()}}),
+                    Catch::Contains("missing.pt: no such network file"));
+  std::ofstream(dir / "text.pt") << "not a TorchScript archive\n";
+  CHECK_THROWS_WITH(make_metric("kid", {{"network", (dir / "text.pt").string()}}),
+                    Catch::Contains("text.pt: not a TorchScript module"));
+  CHECK_THROWS_AS(make_metric("lpips", {{"network", (dir / "text.pt").string()}}), InputError);
+}
+
+TEST_CASE("difflab's feature network: trained once on the labels, cached, far from noise", "[image_metrics]") {
+  const auto cache = test::temp_dir("feature-cache");
+  const auto train = quadrant_images(512, 11), test = quadrant_images(256, 12);
+  FeatureNetConfig config;
+  config.steps = 150;
+  config.cache_dir = cache;
+  const auto net = difflab_feature_net(train, config);
+  CHECK_THAT(net->name(), Catch::StartsWith("difflab-cnn:"));
+  REQUIRE(std::distance(fs::directory_iterator(cache), fs::directory_iterator()) == 1);
+  const auto again = difflab_feature_net(train, config);  // loaded from the cache
+  CHECK(again->name() == net->name());
+  CHECK(torch::allclose(again->features(test.x), net->features(test.x)));
+  config.steps = 151;
+  CHECK(difflab_feature_net(train, config)->name() != net->name());  // another config, another net
+
+  const auto reference = fit_gaussian(net->features(test.x));
+  const double to_train = frechet_distance(fit_gaussian(net->features(train.x)), reference);
+  const double to_noise = frechet_distance(fit_gaussian(net->features(torch::rand({512, 1, 16, 16}) * 2 - 1)), reference);
+  std::cout << "difflab-cnn FID test vs train " << to_train << ", test vs uniform noise " << to_noise << "\n";
+  CHECK(to_noise > 20 * to_train);
+  CHECK(inception_score(net->probabilities(test.x), 1) > 3.0);  // 4 balanced, recognisable classes
+
+  // LPIPS baseline: 0 between an image and itself, positive between different ones.
+  auto model = std::make_shared<ZeroX0>();
+  DiffusionProcess process(torch::linspace(1e-4, 0.02, 100, torch::kFloat64), torch::kCPU);
+  auto lpips = make_metric("lpips", {{"feature_steps", std::int64_t{150}}, {"cache_dir", cache.string()}});
+  MetricContext ctx{*model, process, train, test, test.x, at::detail::createCPUGenerator(0)};
+  const auto diversity = lpips->evaluate(ctx);
+  CHECK(diversity.at(0).variant == "diversity(pairs=256)," + net->name());
+  CHECK(diversity.at(0).value > 0.01);
+}
+
+TEST_CASE("PSNR and LPIPS of reconstructions from x_t at the stated timesteps", "[image_metrics]") {
+  const auto train = quadrant_images(128, 21), test = quadrant_images(64, 22);
+  auto model = std::make_shared<ZeroX0>();  // reconstructs every image as 0
+  DiffusionProcess process(torch::linspace(1e-4, 0.02, 101, torch::kFloat64), torch::kCPU);
+  auto psnr = make_metric("psnr", {{"t_fractions", std::vector<double>{0.0, 0.5}}});
+  CHECK(psnr->scope() == Metric::Scope::checkpoint);
+  MetricContext ctx{*model, process, train, test, torch::Tensor(), at::detail::createCPUGenerator(0)};
+  const auto values = psnr->evaluate(ctx);
+  REQUIRE(values.size() == 2);
+  CHECK(values[0].variant == "recon(t=0)");
+  CHECK(values[1].variant == "recon(t=50)");
+  // PSNR_i = 10 log10(2^2 / mean(x0_i^2)), averaged over the images.
+  const double expected = (10 * torch::log10(4.0 / test.x.pow(2).flatten(1).mean(1))).mean().item<double>();
+  CHECK(values[0].value == Approx(expected).epsilon(1e-5));
+  CHECK(values[1].value == Approx(expected).epsilon(1e-5));
+
+  const auto dir = test::temp_dir("lpips-recon");
+  auto lpips = make_metric("lpips", {{"network", fixture_lpips(dir).string()}, {"t_fractions", std::vector<double>{0.5}}});
+  CHECK(lpips->scope() == Metric::Scope::both);
+  const auto recon = lpips->evaluate(ctx);
+  REQUIRE(recon.size() == 1);
+  CHECK(recon[0].variant == "recon(t=50),lpips:fixture-lpips.pt");
+  CHECK(recon[0].value == Approx(test.x.abs().mean().item<double>()).epsilon(1e-5));
+}
