@@ -108,11 +108,17 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
   }
   auto sample_shape = ctx.train.x.sizes().vec();
   sample_shape[0] = run.evaluation.num_samples;
+  Conditioning cond;
+  if (run.evaluation.class_conditional) {  // balanced labels 0, 1, ..., K-1, 0, 1, ...
+    cond.labels = torch::arange(run.evaluation.num_samples, torch::TensorOptions().dtype(torch::kLong).device(ctx.device)) %
+                  ctx.dataset->num_classes();
+    cond.guidance_scale = run.evaluation.guidance_scale;
+  }
   for (std::size_t s = 0; s < ctx.samplers.size(); ++s) {
     const auto& sampler = run.evaluation.samplers[s];
     auto gen = make_generator(ctx.device, derive_seed(run.seed, "sampler:" + sampler.label, checkpoint.step));
     const auto x_T = torch::randn(sample_shape, gen, ctx.train.x.options());
-    SamplingContext sc{model, *ctx.process, gen, Conditioning{}, nullptr};
+    SamplingContext sc{model, *ctx.process, gen, cond, nullptr};
     torch::Tensor samples;
     try {
       samples = ctx.samplers[s]->sample(sc, x_T);
@@ -245,7 +251,11 @@ void validate_run(const Registry& registry, const RunConfig& run) {
                        " steps, more than the schedule's " + std::to_string(timesteps) + " timesteps");
     }
   }
-  registry.make_dataset(run.dataset.plugin, run.dataset.options);
+  const auto dataset = registry.make_dataset(run.dataset.plugin, run.dataset.options);
+  if (run.evaluation.class_conditional && dataset->num_classes() < 1) {
+    throw InputError(where + "evaluation.class_conditional: the dataset '" + run.dataset.label +
+                     "' has no class labels");
+  }
   for (const auto& m : run.evaluation.metrics) registry.make_metric(m.plugin, m.options);
   resolve_device(run.device);
 }
@@ -298,7 +308,7 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
   }
 
   ctx.model->train();
-  TrainStep step(*ctx.model, *ctx.process, *optimizer, run.train.grad_clip);
+  TrainStep step(*ctx.model, *ctx.process, *optimizer, run.train.grad_clip, run.train.label_dropout);
   std::vector<LossRecord> pending_losses;
   std::int64_t global_step = position.step;
   const bool scheduled_lr = run.train.warmup_steps > 0 || run.train.lr_schedule != "constant";
@@ -310,10 +320,12 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
     torch::Tensor loss_sum = torch::zeros({}, ctx.train.x.options());
     std::int64_t steps_this_epoch = 0;
     for (std::int64_t b = 0; b < steps_per_epoch && global_step < total_steps; ++b) {
-      const auto x0 = ctx.train.x.index_select(0, order.slice(0, b * batch, (b + 1) * batch));
+      const auto rows = order.slice(0, b * batch, (b + 1) * batch);
+      const auto x0 = ctx.train.x.index_select(0, rows);
+      const auto labels = ctx.train.labels.defined() ? ctx.train.labels.index_select(0, rows) : torch::Tensor();
       if (scheduled_lr) set_learning_rate(*optimizer, learning_rate(run.train, global_step, total_steps));
       try {
-        loss_sum += step(x0, gen);
+        loss_sum += step(x0, labels, gen);
         if (ctx.ema) ctx.ema->update();
       } catch (const c10::Error& e) {
         throw RunError("training step failed at epoch " + std::to_string(epoch) + ": " +

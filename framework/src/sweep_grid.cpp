@@ -18,7 +18,8 @@ using nlohmann::json;
 const std::vector<std::string> kTopLevelKeys = {"name",  "seed",     "device",     "dataset",
                                                 "model", "schedule", "train",      "evaluation",
                                                 "sweep"};
-const std::vector<std::string> kEvaluationKeys = {"num_samples", "samplers", "metrics"};
+const std::vector<std::string> kEvaluationKeys = {"num_samples", "samplers", "metrics",
+                                                  "class_conditional", "guidance_scale"};
 
 // The `train:` section, validated like a plugin's options.
 const std::vector<OptionSpec>& train_specs() {
@@ -41,6 +42,10 @@ const std::vector<OptionSpec>& train_specs() {
                        "that evaluation uses (0: no EMA, evaluate the trained weights)")
           .at_least(0)
           .less_than(1),
+      OptionSpec::real("label_dropout", 0.0, "probability of training a step's label as 'no label' "
+                       "(for classifier-free guidance; labelled datasets only)")
+          .at_least(0)
+          .at_most(1),
   };
   return specs;
 }
@@ -335,6 +340,7 @@ RunConfig resolve_run(const Locator& loc, const YAML::Node& root, const Registry
   run.train.warmup_steps = train_options.integer("warmup_steps");
   run.train.min_lr = train_options.real("min_lr");
   run.train.ema_decay = train_options.real("ema_decay");
+  run.train.label_dropout = train_options.real("label_dropout");
 
   const YAML::Node& evaluation = root["evaluation"];
   run.evaluation.num_samples = 2000;
@@ -346,6 +352,16 @@ RunConfig resolve_run(const Locator& loc, const YAML::Node& root, const Registry
     if (const YAML::Node& n = evaluation["num_samples"]; n.IsDefined()) {
       if (!parse_scalar(n, &run.evaluation.num_samples) || run.evaluation.num_samples < 1) {
         loc.fail(n, "evaluation.num_samples", "expected a positive integer");
+      }
+    }
+    if (const YAML::Node& n = evaluation["class_conditional"]; n.IsDefined()) {
+      if (!parse_scalar(n, &run.evaluation.class_conditional)) {
+        loc.fail(n, "evaluation.class_conditional", "expected true or false");
+      }
+    }
+    if (const YAML::Node& n = evaluation["guidance_scale"]; n.IsDefined()) {
+      if (!parse_scalar(n, &run.evaluation.guidance_scale) || !(run.evaluation.guidance_scale >= 0)) {
+        loc.fail(n, "evaluation.guidance_scale", "expected a number >= 0");
       }
     }
     run.evaluation.samplers = resolve_plugin_list(loc, evaluation["samplers"], "evaluation.samplers",
@@ -365,6 +381,8 @@ RunConfig resolve_run(const Locator& loc, const YAML::Node& root, const Registry
   run.train_hash = stable_hash(training.dump());
   run.json = training;
   run.json["evaluation"] = {{"num_samples", run.evaluation.num_samples},
+                            {"class_conditional", run.evaluation.class_conditional},
+                            {"guidance_scale", run.evaluation.guidance_scale},
                             {"samplers", samplers},
                             {"metrics", metrics}};
   run.config_hash = stable_hash(run.json.dump());

@@ -33,10 +33,13 @@ struct TrainConfig {
   std::int64_t warmup_steps = 0;
   double min_lr = 0;     // end of the cosine decay
   double ema_decay = 0;  // 0: no EMA
+  double label_dropout = 0;  // share of labels trained as "no label" (classifier-free guidance)
 };
 
 struct EvaluationConfig {
   std::int64_t num_samples = 0;
+  bool class_conditional = false;  // sample with balanced class labels (the dataset's classes)
+  double guidance_scale = 1.0;     // classifier-free guidance weight when class_conditional
   std::vector<PluginConfig> samplers;
   std::vector<PluginConfig> metrics;
 };

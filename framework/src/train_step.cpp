@@ -16,16 +16,22 @@ void clip_grad_norm_on_device(const std::vector<torch::Tensor>& parameters, doub
 }
 
 TrainStep::TrainStep(Denoiser& model, const DiffusionProcess& process,
-                     torch::optim::Optimizer& optimizer, double grad_clip)
+                     torch::optim::Optimizer& optimizer, double grad_clip, double label_dropout)
     : model_(model), process_(process), optimizer_(optimizer), grad_clip_(grad_clip),
-      parameters_(model.parameters()) {}
+      label_dropout_(label_dropout), parameters_(model.parameters()) {}
 
-torch::Tensor TrainStep::operator()(const torch::Tensor& x0, torch::Generator& generator) {
+torch::Tensor TrainStep::operator()(const torch::Tensor& x0, const torch::Tensor& labels,
+                                    torch::Generator& generator) {
   const auto t = torch::randint(0, process_.timesteps(), {x0.size(0)}, generator,
                                 x0.options().dtype(torch::kLong));
   const auto noise = torch::randn(x0.sizes(), generator, x0.options());
   const auto x_t = process_.q_sample(x0, t, noise);
-  const auto output = model_.forward(x_t, t.to(torch::kFloat32), Conditioning{});
+  auto cond_labels = labels;
+  if (labels.defined() && label_dropout_ > 0) {  // drawn from the run's generator: resumable
+    const auto drop = torch::rand({x0.size(0)}, generator, x0.options()) < label_dropout_;
+    cond_labels = torch::where(drop, torch::full_like(labels, -1), labels);
+  }
+  const auto output = model_.forward(x_t, t.to(torch::kFloat32), Conditioning{cond_labels});
   const auto loss = torch::mse_loss(output, process_.target(model_.prediction(), x0, noise, t));
   optimizer_.zero_grad();
   loss.backward();

@@ -13,18 +13,22 @@ void clip_grad_norm_on_device(const std::vector<torch::Tensor>& parameters, doub
 
 class TrainStep {
  public:
+  /// `label_dropout`: probability that a label is replaced by -1 (no label), so the model also
+  /// learns the unconditional output that classifier-free guidance extrapolates from.
   TrainStep(Denoiser& model, const DiffusionProcess& process, torch::optim::Optimizer& optimizer,
-            double grad_clip);
+            double grad_clip, double label_dropout = 0.0);
 
   /// Draws t ~ U{0..T-1} and eps ~ N(0, I) from `generator`, takes one step of
-  /// ||model(x_t, t) - target||^2 (Ho et al. 2020, eq. 14) and returns the loss (on the device).
-  torch::Tensor operator()(const torch::Tensor& x0, torch::Generator& generator);
+  /// ||model(x_t, t, labels) - target||^2 (Ho et al. 2020, eq. 14) and returns the loss (on the
+  /// device). `labels` may be undefined (unconditional); models without classes ignore them.
+  torch::Tensor operator()(const torch::Tensor& x0, const torch::Tensor& labels, torch::Generator& generator);
 
  private:
   Denoiser& model_;
   const DiffusionProcess& process_;
   torch::optim::Optimizer& optimizer_;
   double grad_clip_;
+  double label_dropout_;
   std::vector<torch::Tensor> parameters_;
 };
 

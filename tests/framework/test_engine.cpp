@@ -1,4 +1,5 @@
 #include <fstream>
+#include <iostream>
 
 #include <catch2/catch.hpp>
 
@@ -231,4 +232,33 @@ TEST_CASE("a changed grid is refused, extends the recorded sweep or becomes a ne
   record_sweep(other, store, test::plugins(), GridChange::new_sweep);
   CHECK(other.name == "engine_test-3");
   CHECK(store.runs("engine_test").size() == 2);
+}
+
+TEST_CASE("class-conditional training and guided sampling put class k's samples at component k", "[engine]") {
+  const auto dir = test::temp_dir("conditional");
+  g_crash_step = -1;
+  SweepOptions options;
+  options.engine.out_dir = dir / "runs";
+  RunStore store((dir / "s.sqlite").string());
+  const auto grid = tiny_grid(dir, {"model.num_classes=4", "model.hidden=64", "train.epochs=60",
+                                    "schedule.beta_end=0.2",
+                                    "train.lr=3.0e-3", "train.checkpoint_every=60",
+                                    "train.label_dropout=0.2", "evaluation.class_conditional=true", "evaluation.guidance_scale=1.5",
+                                    "evaluation.num_samples=400", "evaluation.metrics=[{plugin: mmd}]"});
+  REQUIRE(run_sweep(grid, store, test::plugins(), options).failed == 0);
+  const auto run = store.runs("engine_test").at(0);
+  const auto checkpoint = store.checkpoints(run.id).back();
+  const auto samples = read_npy(store.artifacts(checkpoint.id).at(0).path);  // labels 0,1,2,3,0,...
+  // gmm2d's means: 5 (cos 2 pi k / 4, sin 2 pi k / 4).
+  int right = 0;
+  for (std::int64_t k = 0; k < 4; ++k) {
+    const auto mean = samples.slice(0, k, samples.size(0), 4).mean(0);
+    const auto angle = 2 * M_PI * static_cast<double>(k) / 4;
+    const auto target = torch::tensor({5 * std::cos(angle), 5 * std::sin(angle)}, torch::kFloat32);
+    const double error = (mean - target).norm().item<double>();
+    std::cout << "class " << k << ": sample mean " << mean[0].item<double>() << ", " << mean[1].item<double>()
+              << ", " << error << " from its component's mean\n";
+    right += error < 1.5 ? 1 : 0;
+  }
+  CHECK(right == 4);
 }
