@@ -4,8 +4,8 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev libyaml-cpp-dev libboost-program-options-dev libboost-dev libboost-filesystem-dev
-  libsqlite3-dev sqlite3 libspdlog-dev nlohmann-json3-dev catch2
-  libopenblas0-openmp dataset-fashion-mnist zlib1g-dev
+  libsqlite3-dev sqlite3 libspdlog-dev nlohmann-json3-dev catch2 libpng-dev zlib1g-dev
+  libopenblas0-openmp dataset-fashion-mnist
 )
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

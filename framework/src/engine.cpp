@@ -8,8 +8,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -17,6 +18,7 @@
 #include "checkpoint.hpp"
 #include "crash_point.hpp"
 #include "difflab/errors.hpp"
+#include "image_io.hpp"
 #include "npy.hpp"
 #include "train_step.hpp"
 #include "training_schedule.hpp"
@@ -80,6 +82,51 @@ struct RunContext {
   }
 };
 
+// Pictures of image samples: a grid of the first kGridSamples, kGridColumns to a row, and a
+// strip of about kProgressionFrames states of the first sample, x_T first and x_0 last.
+constexpr std::int64_t kGridSamples = 64;
+constexpr std::int64_t kGridColumns = 8;
+constexpr std::int64_t kProgressionFrames = 10;
+
+// Keeps the first sample's state after a few evenly spaced reverse steps, so that the strip
+// shows x_T, kProgressionFrames - 2 states between, and the final sample. Other steps cost one
+// lookup; a kept state copies one sample, not the batch.
+class ProgressionRecorder {
+ public:
+  ProgressionRecorder(std::int64_t steps, const torch::Tensor& x_T)
+      : keep_(std::max<std::int64_t>(steps, 0), false) {
+    // on_step(p - 1) comes after p of the S steps: keep p = round(k S / (F - 1)), 0 < p < S.
+    const std::int64_t intervals = kProgressionFrames - 1;
+    for (std::int64_t k = 1; k < intervals; ++k) {
+      const std::int64_t taken = (2 * k * steps + intervals) / (2 * intervals);
+      if (taken >= 1 && taken < steps) keep_[taken - 1] = true;  // the last step is the result
+    }
+    frames_.push_back(first(x_T));
+  }
+
+  StepCallback callback() {
+    return [this](std::int64_t step, const torch::Tensor& x) {
+      if (step >= 0 && step < static_cast<std::int64_t>(keep_.size()) && keep_[step]) {
+        keep_[step] = false;  // once, should a sampler report a step twice
+        frames_.push_back(first(x));
+      }
+    };
+  }
+
+  /// The kept states with the final sample appended: [frames, C, H, W] on the CPU.
+  torch::Tensor frames(const torch::Tensor& samples) {
+    frames_.push_back(first(samples));
+    return torch::cat(frames_, 0).to(torch::kCPU);
+  }
+
+ private:
+  // A copy on the sampling device: no host synchronisation in the middle of sampling.
+  static torch::Tensor first(const torch::Tensor& x) { return x.slice(0, 0, 1).clone(); }
+
+  std::vector<bool> keep_;
+  std::vector<torch::Tensor> frames_;
+};
+
 std::mutex& global_seed_mutex() {
   static std::mutex* m = new std::mutex;  // parameter init draws from torch's global generator
   return *m;
@@ -114,11 +161,14 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
                   ctx.dataset->num_classes();
     cond.guidance_scale = run.evaluation.guidance_scale;
   }
+  const bool images = is_image_batch(sample_shape);  // 2-D points get no pictures
   for (std::size_t s = 0; s < ctx.samplers.size(); ++s) {
     const auto& sampler = run.evaluation.samplers[s];
     auto gen = make_generator(ctx.device, derive_seed(run.seed, "sampler:" + sampler.label, checkpoint.step));
     const auto x_T = torch::randn(sample_shape, gen, ctx.train.x.options());
-    SamplingContext sc{model, *ctx.process, gen, cond, nullptr};
+    std::optional<ProgressionRecorder> progression;
+    if (images) progression.emplace(ctx.samplers[s]->steps(ctx.process->timesteps()), x_T);
+    SamplingContext sc{model, *ctx.process, gen, cond, progression ? progression->callback() : StepCallback{}};
     torch::Tensor samples;
     try {
       samples = ctx.samplers[s]->sample(sc, x_T);
@@ -127,9 +177,19 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
     } catch (const InputError& e) {
       throw RunError("sampler '" + sampler.label + "': " + e.what());
     }
-    const auto npy = (dir / ("samples-" + file_label(sampler.label) + ".npy")).string();
+    const auto name = file_label(sampler.label);
+    const auto npy = (dir / ("samples-" + name + ".npy")).string();
     write_npy(npy, samples);
     artifacts.push_back({checkpoint.id, sampler.label, "samples_npy", npy});
+    if (progression && is_image_batch(samples.sizes())) {
+      const auto grid = (dir / ("samples-" + name + ".png")).string();
+      write_png(grid, image_grid(samples.slice(0, 0, kGridSamples), kGridColumns));
+      artifacts.push_back({checkpoint.id, sampler.label, "samples_grid_png", grid});
+      const auto strip = (dir / ("progression-" + name + ".png")).string();
+      const auto frames = progression->frames(samples);
+      write_png(strip, image_grid(frames, frames.size(0)));
+      artifacts.push_back({checkpoint.id, sampler.label, "progression_png", strip});
+    }
     for (std::size_t m = 0; m < ctx.metrics.size(); ++m) {
       if (ctx.metrics[m]->scope() == Metric::Scope::checkpoint) continue;
       const auto& label = run.evaluation.metrics[m].label;
