@@ -236,7 +236,7 @@ void remove_partial_files(const fs::path& run_dir) {
 }
 
 RunContext make_context(const Registry& registry, const RunConfig& run, const fs::path& out_dir) {
-  RunContext ctx{run, resolve_device(run.device), {}, {}, {}, {}, {}, {}, {}, {}, {}};
+  RunContext ctx{run, resolve_device(run.device), {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
   ctx.dataset = registry.make_dataset(run.dataset.plugin, run.dataset.options);
   ctx.schedule = registry.make_schedule(run.schedule.plugin, run.schedule.options);
   {
@@ -311,6 +311,7 @@ void validate_run(const Registry& registry, const RunConfig& run) {
                        " steps, more than the schedule's " + std::to_string(timesteps) + " timesteps");
     }
   }
+  registry.make_model(run.model.plugin, run.model.options);  // option errors (groups, sizes) now
   const auto dataset = registry.make_dataset(run.dataset.plugin, run.dataset.options);
   if (run.evaluation.class_conditional && dataset->num_classes() < 1) {
     throw InputError(where + "evaluation.class_conditional: the dataset '" + run.dataset.label +
@@ -640,6 +641,12 @@ SweepSummary run_sweep(SweepGrid grid, RunStore& store, const Registry& registry
       store.mark_failed(record->id, e.what());
       ++summary.failed;
       ++summary.input_failed;
+    } catch (const c10::Error& e) {  // torch's own errors: the message without its backtrace
+      const std::string what = e.what_without_backtrace();
+      const auto reason = what.substr(0, what.find('\n'));
+      spdlog::error("run {} failed: {}", run.index, reason);
+      store.mark_failed(record->id, reason);
+      ++summary.failed;
     } catch (const std::exception& e) {  // NaN loss, a plugin that threw, out of memory
       spdlog::error("run {} failed: {}", run.index, e.what());
       store.mark_failed(record->id, e.what());

@@ -232,6 +232,7 @@ class DifflabNet final : public FeatureExtractor {
 
   void train_and_cache(const DataSplit& train, const FeatureNetConfig& config, const fs::path& file) {
     const auto start = std::chrono::steady_clock::now();
+    torch::AutoGradMode enable_grad(true);  // metrics run under NoGradGuard
     auto gen = at::detail::createCPUGenerator(20151205);
     initialise(net_, gen);
     const auto device = train.x.device();

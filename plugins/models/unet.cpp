@@ -354,9 +354,10 @@ DIFFLAB_PLUGIN(registrar) {
         OptionSpec::integer("num_classes", 0,
                             "class labels for conditioning; 0 is unconditional (labels ignored)")
             .at_least(0),
-        OptionSpec::real("label_dropout", 0.1,
-                         "probability that training replaces a label by \"no label\", for "
-                         "classifier-free guidance")
+        OptionSpec::real("label_dropout", 0.0,
+                         "probability that training replaces a label by \"no label\", drawn from "
+                         "torch's global generator; train.label_dropout does the same for any model "
+                         "from the run's generator, so a resumed run repeats an uninterrupted one")
             .at_least(0)
             .at_most(1)}},
       [](const Options& o) { return std::make_unique<UNetDenoiser>(o); });

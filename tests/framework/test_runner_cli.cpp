@@ -1,4 +1,9 @@
+#include <torch/script.h>
+
+#include <cmath>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -20,7 +25,7 @@ TEST_CASE("runner sweep runs the tiny schedule study end to end and report compa
   const auto dir = test::temp_dir("cli");
   const auto db = (dir / "runs.sqlite").string();
   std::string out;
-  REQUIRE(runner("sweep " + kTiny + " --db " + db + " --out " + (dir / "runs").string() + " --threads 2 -q", &out) == 0);
+  REQUIRE(runner("sweep " + kTiny + " --db " + db + " --out " + (dir / "runs").string() + " --threads 1 -q", &out) == 0);
   {
     RunStore store(db);
     const auto runs = store.runs("tiny_schedule_sweep");
@@ -122,4 +127,84 @@ TEST_CASE("runner refuses each kind of bad plugin library with exit code 2 namin
     CHECK_THAT(out, Catch::Contains(library.filename().string()));
     for (const auto& w : words) CHECK_THAT(out, Catch::Contains(w));
   }
+}
+
+TEST_CASE("the tiny image study records every image metric per checkpoint and sampler", "[cli][images]") {
+  const auto dir = test::temp_dir("cli-images");
+  const std::string tiny_images = std::string(DIFFLAB_SOURCE_DIR) + "/tests/fixtures/tiny_image_sweep.yaml";
+  const auto db = (dir / "runs.sqlite").string();
+  std::string out;
+  const auto env = "DIFFLAB_CACHE_DIR=" + (dir / "cache").string() + " ";
+  REQUIRE(test::run_command(env + test::runner_path() + " sweep " + tiny_images + " --db " + db + " --out " +
+                                (dir / "runs").string() + " --threads 1 -q",
+                            &out) == 0);
+  RunStore store(db, RunStore::Access::read_only);
+  const auto runs = store.runs("tiny_image_sweep");
+  REQUIRE(runs.size() == 1);
+  CHECK(runs[0].status == RunStatus::done);
+  const auto checkpoints = store.checkpoints(runs[0].id);
+  REQUIRE(checkpoints.size() == 2);
+  for (const auto& c : checkpoints) {
+    CHECK(c.weights == "ema(0.9)");
+    std::map<std::string, std::set<std::string>> per_sampler;  // sampler -> metric names
+    for (const auto& m : store.metrics(c.id)) {
+      per_sampler[m.sampler].insert(m.metric);
+      if (m.metric == "fid" || m.metric == "kid" || m.metric == "inception_score" || m.metric == "lpips") {
+        CHECK_THAT(m.variant, Catch::Contains("difflab-cnn:"));  // the extractor is named
+      }
+      CHECK(std::isfinite(m.value));
+    }
+    CHECK(per_sampler[""] == std::set<std::string>{"lpips", "psnr"});  // reconstructions
+    for (const auto* sampler : {"ddpm", "ddim(steps=10)"}) {
+      CHECK(per_sampler[sampler] == std::set<std::string>{"fid", "kid", "inception_score", "lpips"});
+    }
+    std::set<std::string> kinds;
+    for (const auto& a : store.artifacts(c.id)) {
+      kinds.insert(a.kind);
+      CHECK(std::filesystem::exists(a.path));
+    }
+    CHECK(kinds == std::set<std::string>{"samples_npy", "samples_grid_png", "progression_png"});
+  }
+  // The difflab feature network was trained once for the whole run and cached.
+  CHECK(std::distance(std::filesystem::directory_iterator(dir / "cache"), std::filesystem::directory_iterator()) == 1);
+  REQUIRE(test::run_command(test::runner_path() + " report --db " + db, &out) == 0);
+  CHECK_THAT(out, Catch::Contains("fid[ddpm]") && Catch::Contains("psnr"));
+
+  // A TorchScript network given by path is used, and named in the store. This stand-in has the
+  // standard Inception's calling convention (uint8 RGB, forward(x, return_features)).
+  torch::jit::Module inception("FixtureInception");
+  inception.define(R"(
+def forward(self, x, return_features: bool):
+    f = x.float() / 255.0
+    features = torch.cat([torch.mean(f, [2, 3]), torch.amax(f, [2, 3]), torch.std(f, [2, 3])], 1)
+    if return_features:
+        return features
+    return torch.softmax(features, 1)
+)");
+  const auto network = (dir / "fixture-inception.pt").string();
+  inception.save(network);
+  REQUIRE(test::run_command(test::runner_path() + " sweep " + tiny_images + " --db " + db + " --out " +
+                                (dir / "runs").string() + " --set name=tiny_image_inception --set train.epochs=1 --threads 1" +
+                                " --set 'evaluation.samplers=[{plugin: ddim, steps: 10}]'" +
+                                " --set 'evaluation.metrics=[{plugin: fid, network: " + network + "}]' -q",
+                            &out) == 0);
+  const auto with_network = store.runs("tiny_image_inception").at(0);
+  const auto values = store.metrics(store.checkpoints(with_network.id).at(0).id);
+  REQUIRE(values.size() == 1);
+  for (const auto& m : values) {
+    CHECK(m.variant == "inception:fixture-inception.pt,ref=test");
+    CHECK(m.value > 0);
+  }
+
+  // A TorchScript network given by path that is missing or not a module: exit 2 naming it.
+  const auto missing = (dir / "inception-2015-12-05.pt").string();
+  CHECK(runner("validate " + tiny_images + " --set 'evaluation.metrics=[{plugin: fid, network: " + missing + "}]'",
+               &out) == 2);
+  CHECK_THAT(out, Catch::Contains(missing + ": no such network file"));
+  CHECK(std::count(out.begin(), out.end(), '\n') == 1);
+  std::ofstream(dir / "wrong.pt") << "not a network\n";
+  CHECK(runner("validate " + tiny_images + " --set 'evaluation.metrics=[{plugin: kid, network: " +
+                   (dir / "wrong.pt").string() + "}]'",
+               &out) == 2);
+  CHECK_THAT(out, Catch::Contains("wrong.pt: not a TorchScript module"));
 }
