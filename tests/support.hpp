@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <string>
 
+#include <torch/torch.h>
+
 #include "difflab/registry.hpp"
 
 namespace difflab::test {
@@ -15,6 +17,17 @@ std::filesystem::path temp_dir(const std::string& name);
 
 /// Path of the built `runner` executable.
 std::string runner_path();
+
+/// Torch on one thread for a scope: small tensors run fastest so, and OpenMP threads that spin
+/// for busy cores slow a shared machine down.
+class SingleThread {
+ public:
+  SingleThread() : saved_(torch::get_num_threads()) { torch::set_num_threads(1); }
+  ~SingleThread() { torch::set_num_threads(saved_); }
+
+ private:
+  int saved_;
+};
 
 /// Runs a shell command, returns its exit status and captures stdout+stderr in `output`.
 int run_command(const std::string& command, std::string* output = nullptr);

@@ -1,5 +1,7 @@
 #include "difflab/diffusion.hpp"
 
+#include <cmath>
+
 #include "difflab/errors.hpp"
 #include "difflab/sampler.hpp"
 
@@ -133,6 +135,14 @@ torch::Tensor ancestral_step(const SamplingContext& ctx, const torch::Tensor& me
 
 torch::Tensor timestep_batch(const torch::Tensor& x, std::int64_t t) {
   return torch::full({x.size(0)}, double(t), x.options().dtype(torch::kFloat32));
+}
+
+torch::Tensor timestep_embedding(const torch::Tensor& t, std::int64_t dim) {
+  const std::int64_t half = dim / 2;
+  const auto k = torch::arange(half, t.options().dtype(torch::kFloat32));
+  const auto frequencies = torch::exp(k * (-std::log(10000.0) / static_cast<double>(half)));
+  const auto angles = t.to(torch::kFloat32).reshape({-1, 1}) * frequencies.reshape({1, -1});
+  return torch::cat({angles.sin(), angles.cos()}, 1);
 }
 
 }  // namespace difflab

@@ -70,15 +70,7 @@ class MlpDenoiser final : public Denoiser {
   Prediction prediction() const override { return prediction_; }
 
  private:
-  // Vaswani et al. 2017, sec. 3.5 (used by Ho et al. 2020): [sin(t w_k), cos(t w_k)],
-  // w_k = 10000^(-k / half), k = 0..half-1.
-  torch::Tensor time_features(const torch::Tensor& t) const {
-    const std::int64_t half = embedding_dim_ / 2;
-    const auto k = torch::arange(half, t.options().dtype(torch::kFloat32));
-    const auto frequencies = torch::exp(k * (-std::log(10000.0) / double(half)));
-    const auto angles = t.to(torch::kFloat32).reshape({-1, 1}) * frequencies.reshape({1, -1});
-    return torch::cat({angles.sin(), angles.cos()}, 1);
-  }
+  torch::Tensor time_features(const torch::Tensor& t) const { return timestep_embedding(t, embedding_dim_); }
 
   // Labels as embedding rows; undefined or negative labels select the extra "no label" row.
   torch::Tensor class_indices(const Conditioning& cond, const torch::Tensor& x) const {

@@ -272,15 +272,7 @@ class UNetDenoiser final : public Denoiser {
     return stage;
   }
 
-  // Vaswani et al. 2017, sec. 3.5 (used by Ho et al. 2020): [sin(t w_k), cos(t w_k)],
-  // w_k = 10000^(-k / half), k = 0..half-1, half = base_channels / 2.
-  torch::Tensor time_features(const torch::Tensor& t) const {
-    const std::int64_t half = base_ / 2;
-    const auto k = torch::arange(half, t.options().dtype(torch::kFloat32));
-    const auto frequencies = torch::exp(k * (-std::log(10000.0) / double(half)));
-    const auto angles = t.to(torch::kFloat32).reshape({-1, 1}) * frequencies.reshape({1, -1});
-    return torch::cat({angles.sin(), angles.cos()}, 1);
-  }
+  torch::Tensor time_features(const torch::Tensor& t) const { return timestep_embedding(t, base_); }
 
   // Labels as embedding rows; undefined or negative labels select the extra "no label" row, and
   // in training each label becomes "no label" with probability label_dropout (Ho & Salimans 2022).

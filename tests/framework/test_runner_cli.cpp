@@ -208,3 +208,14 @@ def forward(self, x, return_features: bool):
                &out) == 2);
   CHECK_THAT(out, Catch::Contains("wrong.pt: not a TorchScript module"));
 }
+
+TEST_CASE("every experiment file validates", "[cli]") {
+  for (const auto& e : std::filesystem::directory_iterator(std::string(DIFFLAB_SOURCE_DIR) + "/experiments")) {
+    if (e.path().extension() != ".yaml") continue;
+    INFO(e.path());
+    std::string out;
+    // mnist_ddpm needs MNIST's files; Fashion-MNIST's have the same format.
+    const std::string root = e.path().filename() == "mnist_ddpm.yaml" ? " --set dataset.root=/usr/share/datasets/fashion-mnist" : "";
+    CHECK(runner("validate " + e.path().string() + root, &out) == 0);
+  }
+}

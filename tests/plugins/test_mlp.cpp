@@ -42,15 +42,6 @@ std::set<std::string> parameter_names(torch::nn::Module& module) {
   return names;
 }
 
-// Small tensors run fastest on one thread, and OpenMP spinning hurts on a shared machine.
-class SingleThread {
- public:
-  SingleThread() : saved_(torch::get_num_threads()) { torch::set_num_threads(1); }
-  ~SingleThread() { torch::set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
 
 }  // namespace
 
@@ -125,7 +116,7 @@ TEST_CASE("mlp options: prediction, time embedding and labels", "[mlp]") {
 }
 
 TEST_CASE("mlp learns to predict the noise of a small problem", "[mlp]") {
-  SingleThread single_thread;
+  test::SingleThread single_thread;
   torch::manual_seed(0);
   const DiffusionProcess process(torch::linspace(1e-4, 0.2, 100, torch::kFloat64), torch::kCPU);
   for (const bool residual : {false, true}) {

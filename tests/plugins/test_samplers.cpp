@@ -67,19 +67,9 @@ torch::Tensor standard_noise(std::int64_t n, std::int64_t dim, std::uint64_t see
   return torch::randn({n, dim}, at::detail::createCPUGenerator(seed));
 }
 
-// Small tensors run fastest on one thread, and OpenMP spinning hurts on a shared machine.
-class SingleThread {
- public:
-  SingleThread() : saved_(torch::get_num_threads()) { torch::set_num_threads(1); }
-  ~SingleThread() { torch::set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
-
 torch::Tensor run(const Sampler& sampler, Denoiser& model, const DiffusionProcess& process,
                   const torch::Tensor& x_T, std::uint64_t seed, StepCallback on_step = {}) {
-  SingleThread single_thread;
+  test::SingleThread single_thread;
   torch::NoGradGuard no_grad;
   SamplingContext ctx{model, process, at::detail::createCPUGenerator(seed), {}, std::move(on_step)};
   return sampler.sample(ctx, x_T);

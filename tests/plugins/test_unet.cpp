@@ -70,14 +70,6 @@ torch::Tensor squares() {
   return x;
 }
 
-class SingleThread {
- public:
-  SingleThread() : saved_(torch::get_num_threads()) { torch::set_num_threads(1); }
-  ~SingleThread() { torch::set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
 
 }  // namespace
 
@@ -222,7 +214,7 @@ TEST_CASE("unet: the output depends on t and labels, and label_dropout 1 removes
 }
 
 TEST_CASE("unet learns to denoise a tiny fixed batch", "[unet]") {
-  SingleThread single_thread;
+  test::SingleThread single_thread;
   torch::manual_seed(0);
   const DiffusionProcess process(torch::linspace(1e-4, 0.02, 1000, torch::kFloat64), torch::kCPU);
   const auto model = make_unet(tiny());

@@ -11,6 +11,10 @@ enum class Prediction { epsilon, x0, v };
 DIFFLAB_API Prediction parse_prediction(const std::string& name);  // "epsilon" | "x0" | "v"
 DIFFLAB_API const char* prediction_name(Prediction prediction);
 
+/// Sinusoidal features of timesteps (Vaswani et al. 2017, sec. 3.5, as Ho et al. 2020 use them):
+/// [sin(t w_k), cos(t w_k)] with w_k = 10000^(-k / half), k = 0..half-1, half = dim / 2; [B, 2 half].
+DIFFLAB_API torch::Tensor timestep_embedding(const torch::Tensor& t, std::int64_t dim);
+
 /// Optional conditioning; an undefined `labels` tensor means unconditional.
 struct Conditioning {
   torch::Tensor labels;         // int64 [B] class labels
