@@ -204,3 +204,25 @@ TEST_CASE("PSNR and LPIPS of reconstructions from x_t at the stated timesteps", 
   CHECK(recon[0].variant == "recon(t=50),lpips:fixture-lpips.pt");
   CHECK(recon[0].value == Approx(test.x.abs().mean().item<double>()).epsilon(1e-5));
 }
+
+TEST_CASE("Fashion-MNIST: FID of test against train is far below FID of test against noise", "[image_metrics]") {
+  auto& registry = test::plugins();
+  const auto& entry = registry.get(PluginKind::dataset, "fashion_mnist");
+  const auto dataset = registry.make_dataset(
+      "fashion_mnist", resolve_options(entry.info.options, {{"train_size", std::int64_t{2000}},
+                                                            {"test_size", std::int64_t{1000}}}));
+  const auto train = dataset->load(Split::train, 0), test = dataset->load(Split::test, 0);
+  FeatureNetConfig config;
+  config.steps = 200;
+  config.cache_dir = test::temp_dir("fashion-features");
+  test::SingleThread single_thread;
+  const auto net = difflab_feature_net(train, config);
+  const auto reference = fit_gaussian(net->features(test.x));
+  const double to_train = frechet_distance(fit_gaussian(net->features(train.x)), reference);
+  auto gen = at::detail::createCPUGenerator(5);
+  const auto noise = torch::rand({1000, 1, 32, 32}, gen) * 2 - 1;
+  const double to_noise = frechet_distance(fit_gaussian(net->features(noise)), reference);
+  std::cout << "Fashion-MNIST, " << net->name() << ": FID test vs train " << to_train
+            << ", test vs uniform noise " << to_noise << "\n";
+  CHECK(to_noise > 20 * to_train);
+}
