@@ -5,7 +5,9 @@
 namespace difflab {
 
 std::vector<OptionSpec> BetaRange::options() {
-  return {OptionSpec::integer("timesteps", 1000, "number of diffusion steps T").at_least(1),
+  return {OptionSpec::integer("timesteps", 1000, "number of diffusion steps T")
+              .at_least(1)
+              .at_most(double(kMaxTimesteps)),
           OptionSpec::real("beta_start", 1e-4, "beta_1, the variance added at the first step")
               .greater_than(0)
               .less_than(1),

@@ -212,7 +212,8 @@ Options resolve_options(const std::vector<OptionSpec>& specs,
   const std::string prefix = where.empty() ? "" : where + ": ";
   std::vector<std::string> names;
   for (const auto& spec : specs) names.push_back(spec.name);
-  for (auto& [name, value] : given) {
+  for (auto& [key, value] : given) {
+    const std::string& name = key;  // C++17 lambdas cannot capture a structured binding
     const auto it = std::find_if(specs.begin(), specs.end(),
                                  [&](const OptionSpec& s) { return s.name == name; });
     if (it == specs.end()) {

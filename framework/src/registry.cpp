@@ -121,7 +121,8 @@ void merge_into(std::map<std::string, Registered<T>>& into,
 void commit(Registry::Impl& impl, Registry::Impl& staged, const std::string& library) {
   // Refuse the whole library if any name is taken, so a failed load changes nothing.
   staged.for_each_kind([&](PluginKind kind, const auto& table) {
-    for (const auto& [name, r] : table) {
+    for (const auto& entry : table) {
+      const std::string& name = entry.first;  // C++17 lambdas cannot capture a structured binding
       impl.for_each_kind([&](PluginKind existing_kind, const auto& existing) {
         auto it = existing.find(name);
         if (existing_kind == kind && it != existing.end()) {

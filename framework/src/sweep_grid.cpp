@@ -1,8 +1,9 @@
 #include "sweep_grid.hpp"
 
+#include <algorithm>
 #include <fstream>
+#include <limits>
 #include <map>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -20,6 +21,8 @@ const std::vector<std::string> kTopLevelKeys = {"name",  "seed",     "device",  
                                                 "sweep"};
 const std::vector<std::string> kEvaluationKeys = {"num_samples", "samplers", "metrics",
                                                   "class_conditional", "guidance_scale"};
+constexpr std::size_t kMaxNameLength = 200;    // the name is a folder under --out (NAME_MAX 255)
+constexpr std::int64_t kMaxDeviceIndex = 127;  // torch's DeviceIndex is an int8
 
 // The `train:` section, validated like a plugin's options.
 const std::vector<OptionSpec>& train_specs() {
@@ -97,10 +100,19 @@ std::string sub_path(const std::string& path, const std::string& key) {
   return path.empty() ? key : path + "." + key;
 }
 
+// A map key as text; a list or map used as a key (`[a]: 1`) is an InputError, not a crash.
+std::string key_text(const Locator& loc, const YAML::Node& key, const std::string& path) {
+  if (!key.IsScalar() && !key.IsNull()) {
+    loc.fail(key, path, std::string("expected a plain key, got ") +
+                            (key.IsMap() ? "a map" : "a list") + " used as a key");
+  }
+  return key.as<std::string>();
+}
+
 void check_keys(const Locator& loc, const YAML::Node& map, const std::string& path,
                 const std::vector<std::string>& known) {
   for (auto it = map.begin(); it != map.end(); ++it) {
-    const auto key = it->first.as<std::string>();
+    const auto key = key_text(loc, it->first, path);
     if (std::find(known.begin(), known.end(), key) != known.end()) continue;
     std::string msg = "unknown key '" + key + "'";
     if (auto guess = did_you_mean(key, known); !guess.empty()) {
@@ -198,7 +210,7 @@ Options resolve_section(const Locator& loc, const YAML::Node& map, const std::st
   for (const auto& s : specs) names.push_back(s.name);
   std::map<std::string, OptionValue> given;
   for (auto it = map.begin(); it != map.end(); ++it) {
-    const auto key = it->first.as<std::string>();
+    const auto key = key_text(loc, it->first, path);
     if (skip.count(key)) continue;
     const auto key_path = sub_path(path, key);
     const auto spec = std::find_if(specs.begin(), specs.end(),
@@ -286,11 +298,27 @@ std::vector<PluginConfig> resolve_plugin_list(const Locator& loc, const YAML::No
   return out;
 }
 
+// What torch::Device parses (cuda:N with N as `0|[1-9][0-9]*`), checked here so that torch never
+// throws. No std::regex: libstdc++'s matcher recurses per character and overflows on long input.
 void check_device(const Locator& loc, const YAML::Node& node, const std::string& device) {
-  static const std::regex kDevice("auto|cpu|cuda(:[0-9]+)?");
-  if (!std::regex_match(device, kDevice)) {
+  if (device == "auto" || device == "cpu" || device == "cuda") return;
+  const std::string prefix = "cuda:";
+  const auto index = device.substr(std::min(device.size(), prefix.size()));
+  const bool number =
+      !index.empty() && (index == "0" || index[0] != '0') &&
+      std::all_of(index.begin(), index.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (device.rfind(prefix, 0) != 0 || !number) {
     loc.fail(node, "device", "unknown device '" + device + "' (expected auto, cpu, cuda or cuda:N)");
   }
+  if (index.size() > 3 || std::stoi(index) > kMaxDeviceIndex) {
+    loc.fail(node, "device", "device index " + index + " is out of range (0 to " +
+                                 std::to_string(kMaxDeviceIndex) + ")");
+  }
+}
+
+bool is_name_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == '-';
 }
 
 RunConfig resolve_run(const Locator& loc, const YAML::Node& root, const Registry& registry) {
@@ -301,9 +329,13 @@ RunConfig resolve_run(const Locator& loc, const YAML::Node& root, const Registry
     loc.fail(name.IsDefined() ? name : root, "name", "the sweep needs a name: 'name: my_sweep'");
   }
   run.sweep = name.Scalar();
-  static const std::regex kName("[A-Za-z0-9_.-]+");
-  if (!std::regex_match(run.sweep, kName)) {
+  if (!std::all_of(run.sweep.begin(), run.sweep.end(), is_name_char)) {
     loc.fail(name, "name", "use only letters, digits, '_', '-' and '.' (it names a folder)");
+  }
+  if (run.sweep.size() > kMaxNameLength) {
+    loc.fail(name, "name", "the name has " + std::to_string(run.sweep.size()) +
+                               " characters, more than " + std::to_string(kMaxNameLength) +
+                               " (it names a folder)");
   }
   if (const YAML::Node& seed = root["seed"]; seed.IsDefined()) {
     if (!parse_scalar(seed, &run.seed) || run.seed < 0) {
@@ -325,8 +357,10 @@ RunConfig resolve_run(const Locator& loc, const YAML::Node& root, const Registry
   if (train.IsDefined() && !train.IsNull() && !train.IsMap()) {
     loc.fail(train, "train", std::string("expected a map, got ") + node_kind(train));
   }
+  // A missing `train:` is a zombie node, whose IsMap() throws: test IsDefined() first.
+  const bool has_train = train.IsDefined() && train.IsMap();
   const auto train_options =
-      resolve_section(loc, train.IsMap() ? train : YAML::Node(YAML::NodeType::Map), "train",
+      resolve_section(loc, has_train ? train : YAML::Node(YAML::NodeType::Map), "train",
                       train_specs(), {}, nullptr);
   run.train.epochs = train_options.integer("epochs");
   run.train.steps = train_options.integer("steps");
@@ -407,18 +441,41 @@ void set_path(YAML::Node node, const std::vector<std::string>& parts, std::size_
   set_path(node[parts[i]], parts, i + 1, value);
 }
 
-YAML::Node load_yaml(const std::string& file, std::string* text) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw InputError(file + ": cannot read the sweep file (does it exist?)");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  *text = buffer.str();
+YAML::Node parse_yaml(const std::string& file, const std::string& text) {
   try {
-    return YAML::Load(*text);
+    return YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     throw InputError(file + ":" + std::to_string(e.mark.line + 1) + ":" +
                      std::to_string(e.mark.column + 1) + ": invalid YAML: " + e.msg);
   }
+}
+
+// A sweep axis: its dotted key, its list of values, and where a grid point takes the values from.
+struct Axis {
+  std::string key;
+  YAML::Node values;
+  int file_entry = -1;  // its position in the file's `sweep:` map; -1: a --set sweep.KEY
+};
+
+// The number of grid points, or an InputError naming the sweep when it exceeds `max_points`.
+std::size_t grid_size(const std::string& file, const std::string& sweep,
+                      const std::vector<Axis>& axes, std::size_t max_points) {
+  std::size_t count = 1;
+  bool over = false;
+  std::string sizes;
+  for (const auto& a : axes) {
+    const auto n = a.values.size();
+    sizes += (sizes.empty() ? "" : " x ") + std::to_string(n) + " (" + a.key + ")";
+    if (count > std::numeric_limits<std::size_t>::max() / n) over = true;  // before it wraps
+    if (!over) count *= n;
+  }
+  if (over || count > max_points) {
+    throw InputError(file + ": sweep '" + sweep + "' has a grid of " +
+                     (over ? std::string("more than 2^64") : std::to_string(count)) +
+                     " points (" + sizes + "), more than the " + std::to_string(max_points) +
+                     " a sweep may have; split it into smaller sweeps");
+  }
+  return count;
 }
 
 }  // namespace
@@ -444,9 +501,20 @@ std::string stable_hash(const std::string& text) {
 
 SweepGrid load_sweep(const std::string& file, const std::vector<std::string>& overrides,
                      const Registry& registry) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw InputError(file + ": cannot read the sweep file (does it exist?)");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return load_sweep_text(buffer.str(), file, overrides, registry);
+}
+
+SweepGrid load_sweep_text(const std::string& text, const std::string& file,
+                          const std::vector<std::string>& overrides, const Registry& registry,
+                          std::size_t max_points) {
   SweepGrid grid;
   grid.file = file;
-  YAML::Node root = load_yaml(file, &grid.text);
+  grid.text = text;
+  YAML::Node root = parse_yaml(file, grid.text);
   if (!root.IsMap()) {
     throw InputError(file + ": a sweep file is a YAML map (name, dataset, model, schedule, ...)");
   }
@@ -472,12 +540,13 @@ SweepGrid load_sweep(const std::string& file, const std::vector<std::string>& ov
   const Locator loc(file, override_text);
 
   // Axes first, from the file: `sweep: {dotted.key: [values]}`.
-  std::vector<std::pair<std::string, YAML::Node>> axes;
+  std::vector<Axis> axes;
   const YAML::Node sweep = child(root, "sweep");
   if (sweep.IsDefined() && !sweep.IsNull()) {
     if (!sweep.IsMap()) loc.fail(sweep, "sweep", "expected a map of 'key.path: [values]'");
-    for (auto it = sweep.begin(); it != sweep.end(); ++it) {
-      const auto key = it->first.as<std::string>();
+    int entry = 0;
+    for (auto it = sweep.begin(); it != sweep.end(); ++it, ++entry) {
+      const auto key = key_text(loc, it->first, "sweep");
       const auto parts = split_path(key);
       std::vector<std::string> axis_roots(kTopLevelKeys.begin(), kTopLevelKeys.end());
       axis_roots.erase(std::remove_if(axis_roots.begin(), axis_roots.end(),
@@ -493,7 +562,7 @@ SweepGrid load_sweep(const std::string& file, const std::vector<std::string>& ov
       if (!it->second.IsSequence() || it->second.size() == 0) {
         loc.fail(it->second, "sweep." + key, "an axis needs a non-empty list of values");
       }
-      axes.emplace_back(key, it->second);
+      axes.push_back({key, it->second, entry});
     }
   }
   for (const auto& [key, node] : override_nodes) {
@@ -503,67 +572,83 @@ SweepGrid load_sweep(const std::string& file, const std::vector<std::string>& ov
         throw InputError("--set " + key + "=" + override_text[key] +
                          ": an axis needs a non-empty list of values");
       }
-      auto it = std::find_if(axes.begin(), axes.end(), [&](const auto& a) { return a.first == axis; });
-      if (it != axes.end()) it->second = node; else axes.emplace_back(axis, node);
+      auto it =
+          std::find_if(axes.begin(), axes.end(), [&](const Axis& a) { return a.key == axis; });
+      if (it != axes.end()) *it = {axis, node, -1}; else axes.push_back({axis, node, -1});
       continue;
     }
-    axes.erase(std::remove_if(axes.begin(), axes.end(), [&](const auto& a) { return a.first == key; }),
+    const std::string& replaced = key;  // C++17 lambdas cannot capture a structured binding
+    axes.erase(std::remove_if(axes.begin(), axes.end(),
+                              [&](const Axis& a) { return a.key == replaced; }),
                axes.end());
   }
-  // Each grid point starts from a fresh parse: YAML::Clone would drop the line:column marks.
-  const auto fresh_root = [&] {
-    YAML::Node point = YAML::Load(grid.text);
-    for (const auto& [key, node] : override_nodes) {
-      if (key.rfind("sweep.", 0) != 0) set_path(point, split_path(key), 0, node);
-    }
-    return point;
-  };
-  for (const auto& a : axes) grid.axes.push_back(a.first);
+  for (const auto& a : axes) grid.axes.push_back(a.key);
 
   // Cartesian product, first axis outermost (as itertools.product).
-  std::size_t count = 1;
-  for (const auto& a : axes) count *= a.second.size();
+  std::string sweep_name = file;
+  if (const auto name = child(root, "name"); name.IsDefined() && name.IsScalar()) {
+    sweep_name = name.Scalar();
+  }
+  for (const auto& [key, node] : override_nodes) {
+    if (key == "name" && node.IsScalar()) sweep_name = node.Scalar();
+  }
+  const std::size_t count = grid_size(file, sweep_name, axes, max_points);
+  std::set<std::string> hashes;
   for (std::size_t index = 0; index < count; ++index) {
-    YAML::Node point = fresh_root();
+    // Each point starts from a fresh parse (YAML::Clone would drop the line:column marks) and
+    // takes its axis values from that parse or from clones of --set values: a node assigned from
+    // another document merges that document's memory into the point's, so one shared document
+    // made every point hold all earlier ones (quadratic time and memory in the grid size).
+    YAML::Node point = YAML::Load(grid.text);
+    std::vector<YAML::Node> file_axes;  // this parse's `sweep:` lists, in file order
+    if (const YAML::Node point_sweep = child(point, "sweep");
+        point_sweep.IsDefined() && point_sweep.IsMap()) {
+      for (auto it = point_sweep.begin(); it != point_sweep.end(); ++it) {
+        file_axes.push_back(it->second);
+      }
+    }
+    for (const auto& [key, node] : override_nodes) {
+      if (key.rfind("sweep.", 0) != 0) set_path(point, split_path(key), 0, YAML::Clone(node));
+    }
     json axis_values = json::object();
     std::size_t rest = index;
     std::vector<std::size_t> digits(axes.size());
     for (std::size_t k = axes.size(); k-- > 0;) {
-      digits[k] = rest % axes[k].second.size();
-      rest /= axes[k].second.size();
+      digits[k] = rest % axes[k].values.size();
+      rest /= axes[k].values.size();
     }
     for (std::size_t k = 0; k < axes.size(); ++k) {
-      const YAML::Node value = axes[k].second[digits[k]];
-      set_path(point, split_path(axes[k].first), 0, value);
+      const auto& key = axes[k].key;
+      const YAML::Node value = axes[k].file_entry >= 0
+                                   ? file_axes.at(axes[k].file_entry)[digits[k]]
+                                   : YAML::Clone(axes[k].values[digits[k]]);
+      set_path(point, split_path(key), 0, value);
       // The axis value as JSON: typed scalars, or the flow-style YAML of a structure.
       if (value.IsScalar()) {
         std::int64_t i = 0;
         double d = 0;
         bool b = false;
-        if (parse_scalar(value, &i)) axis_values[axes[k].first] = i;
-        else if (parse_scalar(value, &d)) axis_values[axes[k].first] = d;
-        else if (parse_scalar(value, &b)) axis_values[axes[k].first] = b;
-        else axis_values[axes[k].first] = value.Scalar();
+        if (parse_scalar(value, &i)) axis_values[key] = i;
+        else if (parse_scalar(value, &d)) axis_values[key] = d;
+        else if (parse_scalar(value, &b)) axis_values[key] = b;
+        else axis_values[key] = value.Scalar();
       } else {
         YAML::Emitter out;
         out << YAML::Flow << value;
-        axis_values[axes[k].first] = std::string(out.c_str());
+        axis_values[key] = std::string(out.c_str());
       }
     }
     point.remove("sweep");
     RunConfig run = resolve_run(loc, point, registry);
     run.index = static_cast<std::int64_t>(index);
     run.axes = axis_values;
-    grid.runs.push_back(std::move(run));
-  }
-  grid.name = grid.runs.front().sweep;
-  std::set<std::string> hashes;
-  for (const auto& run : grid.runs) {
-    if (!hashes.insert(run.config_hash).second) {
+    if (!hashes.insert(run.config_hash).second) {  // at once: a big grid of repeats fails fast
       throw InputError(file + ": grid point " + std::to_string(run.index) +
                        " repeats an earlier one (two axis values resolve to the same config)");
     }
+    grid.runs.push_back(std::move(run));
   }
+  grid.name = grid.runs.front().sweep;
   return grid;
 }
 

@@ -67,11 +67,22 @@ struct SweepGrid {
   std::vector<RunConfig> runs;
 };
 
+/// A bigger grid is a mistake (an axis listed twice, a stray list), not an experiment; the limit
+/// also bounds the time and memory that `runner validate` spends on one file.
+constexpr std::size_t kMaxGridPoints = 100000;
+
 /// Reads, expands and validates a sweep file. `overrides` are "key.path=value" strings (YAML
 /// values) applied before expansion; setting an axis key replaces that axis. Throws InputError
-/// with "file:line:column: key.path: what is wrong (did you mean ...)".
+/// with "file:line:column: key.path: what is wrong (did you mean ...)", also for a grid of more
+/// than kMaxGridPoints points.
 SweepGrid load_sweep(const std::string& file, const std::vector<std::string>& overrides,
                      const Registry& registry);
+
+/// load_sweep on text already in memory; `file` names it in error messages and in the grid.
+/// `max_points` lowers the grid limit (the fuzz target keeps each input quick with it).
+SweepGrid load_sweep_text(const std::string& text, const std::string& file,
+                          const std::vector<std::string>& overrides, const Registry& registry,
+                          std::size_t max_points = kMaxGridPoints);
 
 /// "schedule.plugin=linear seed=0": a grid point's axis values joined by `separator`.
 std::string format_axes(const nlohmann::json& axes, const std::string& separator = " ");

@@ -32,7 +32,9 @@ class CosineSchedule final : public NoiseSchedule {
 DIFFLAB_PLUGIN(registrar) {
   registrar.add_schedule(
       {"cosine", "1.0.0", "alpha bar = f(t)/f(0), f = cos^2 (Nichol & Dhariwal 2021, eq. 17)",
-       {OptionSpec::integer("timesteps", 1000, "number of diffusion steps T").at_least(1),
+       {OptionSpec::integer("timesteps", 1000, "number of diffusion steps T")
+            .at_least(1)
+            .at_most(double(kMaxTimesteps)),
         OptionSpec::real("s", 0.008, "offset s that keeps beta_1 from vanishing (fraction of T)")
             .at_least(0),
         OptionSpec::real("max_beta", 0.999, "cap on every beta, avoiding a singular last step")

@@ -10,6 +10,10 @@
 
 namespace difflab {
 
+/// The most diffusion steps a schedule may have: bounds the tables a run (and `runner validate`)
+/// allocates; an unbounded T is an out-of-memory crash instead of an InputError.
+constexpr std::int64_t kMaxTimesteps = 100000;
+
 class DIFFLAB_API NoiseSchedule {
  public:
   virtual ~NoiseSchedule() = default;
@@ -24,7 +28,7 @@ struct DIFFLAB_API BetaRange {
   double beta_start = 1e-4;
   double beta_end = 0.02;
 
-  /// The three options (defaults 1000, 1e-4, 0.02; betas in (0, 1)).
+  /// The three options (defaults 1000, 1e-4, 0.02; T up to kMaxTimesteps; betas in (0, 1)).
   static std::vector<OptionSpec> options();
   /// Reads them; InputError naming `plugin` when beta_start > beta_end (betas must not shrink).
   static BetaRange from(const Options& options, const std::string& plugin);
