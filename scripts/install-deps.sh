@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what difflab builds and runs with, from Debian 12's packages; idempotent.
+# Usage: scripts/install-deps.sh [--sanitizers]
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
@@ -7,6 +8,9 @@ packages=(
   libsqlite3-dev sqlite3 libspdlog-dev nlohmann-json3-dev catch2 libpng-dev zlib1g-dev
   libopenblas0-openmp dataset-fashion-mnist
 )
+# --sanitizers (scripts/sanitize.sh, scripts/fuzz.sh): clang, its ASan/UBSan/libFuzzer runtimes,
+# and llvm-symbolizer for readable reports.
+if [ "${1:-}" = "--sanitizers" ]; then packages+=(clang libclang-rt-14-dev llvm-14); fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 missing=()

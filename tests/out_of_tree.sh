@@ -8,7 +8,10 @@ work=$(mktemp -d /tmp/difflab-oot.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
 cmake --install "$build" --prefix "$work/prefix" > "$work/install.log"
+# The plugin must come from difflab's compiler: the loader refuses another compiler family.
+compiler=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
 cmake -S "$source/examples/sampler" -B "$work/build" -G Ninja \
+  ${compiler:+-DCMAKE_CXX_COMPILER="$compiler"} \
   -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release > "$work/configure.log"
 cmake --build "$work/build" > "$work/build.log" || { cat "$work/build.log"; exit 1; }
 
