@@ -470,12 +470,6 @@ void collect(const nlohmann::json& config, ValuesByKey& values, std::set<std::st
   }
 }
 
-std::string join(const std::vector<std::string>& items, const std::string& separator) {
-  std::string out;
-  for (const auto& item : items) out += (out.empty() ? "" : separator) + item;
-  return out;
-}
-
 std::string describe_values(const std::set<std::string>& values) {
   return join(std::vector<std::string>(values.begin(), values.end()), ", ");
 }

@@ -53,12 +53,6 @@ const std::vector<OptionSpec>& train_specs() {
   return specs;
 }
 
-std::string join(const std::vector<std::string>& parts, const std::string& sep) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : sep) + p;
-  return out;
-}
-
 std::vector<std::string> split_path(const std::string& path) {
   std::vector<std::string> parts;
   std::stringstream in(path);
@@ -650,6 +644,12 @@ SweepGrid load_sweep_text(const std::string& text, const std::string& file,
   }
   grid.name = grid.runs.front().sweep;
   return grid;
+}
+
+std::string join(const std::vector<std::string>& parts, const std::string& separator) {
+  std::string out;
+  for (const auto& part : parts) out += (out.empty() ? "" : separator) + part;
+  return out;
 }
 
 }  // namespace difflab

@@ -87,6 +87,9 @@ SweepGrid load_sweep_text(const std::string& text, const std::string& file,
 /// "schedule.plugin=linear seed=0": a grid point's axis values joined by `separator`.
 std::string format_axes(const nlohmann::json& axes, const std::string& separator = " ");
 
+/// The non-empty `parts` with `separator` between them: join({"a", "b"}, ", ") is "a, b".
+std::string join(const std::vector<std::string>& parts, const std::string& separator);
+
 /// Stable 64-bit FNV-1a hash of a string, as 16 hex digits.
 std::string stable_hash(const std::string& text);
 

@@ -33,23 +33,30 @@ torch::Tensor softmax_if_needed(const torch::Tensor& out) {
   return is_probability ? p : torch::softmax(p, 1);
 }
 
+}  // namespace
+
+torch::jit::Module load_torchscript(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw InputError(path.string() + ": no such network file");
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(path.string(), torch::kCPU);
+  } catch (const c10::Error& e) {
+    throw InputError(path.string() + ": not a TorchScript module (" + first_line(e.what_without_backtrace()) + ")");
+  }
+  if (!module.find_method("forward")) throw InputError(path.string() + ": the module has no forward()");
+  module.eval();
+  return module;
+}
+
+namespace {
+
 // ---- TorchScript Inception ------------------------------------------------------------------
 
 class Inception final : public FeatureExtractor {
  public:
-  explicit Inception(const fs::path& path) : name_("inception:" + path.filename().string()) {
-    std::error_code ec;
-    if (!fs::is_regular_file(path, ec)) throw InputError(path.string() + ": no such network file");
-    try {
-      module_ = torch::jit::load(path.string(), torch::kCPU);
-    } catch (const c10::Error& e) {
-      throw InputError(path.string() + ": not a TorchScript module (" +
-                       first_line(e.what_without_backtrace()) + ")");
-    }
-    if (!module_.find_method("forward")) throw InputError(path.string() + ": the module has no forward()");
-    module_.eval();
-    path_ = path.string();
-  }
+  explicit Inception(const fs::path& path)
+      : name_("inception:" + path.filename().string()), path_(path.string()), module_(load_torchscript(path)) {}
 
   const std::string& name() const override { return name_; }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include <torch/script.h>
 #include <torch/torch.h>
 
 #include "difflab/dataset.hpp"
@@ -43,6 +44,10 @@ struct FeatureNetConfig {
 /// feature_steps and cache_dir.
 std::vector<OptionSpec> extractor_options(const std::string& network_help);
 FeatureNetConfig feature_net_config(const Options& options);
+
+/// The TorchScript module at `path`, in eval mode on the CPU. InputError naming the file when it
+/// is missing, not a TorchScript module, or has no forward().
+torch::jit::Module load_torchscript(const std::filesystem::path& path);
 
 /// A TorchScript Inception (`forward(x, True)` -> [N, 2048] pool features, `forward(x, False)`
 /// -> class probabilities; uint8 RGB NCHW in 0..255). InputError naming the file when it is

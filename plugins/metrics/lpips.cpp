@@ -23,15 +23,7 @@ class Lpips final : public Metric {
         images_(o.integer("num_images")),
         pairs_(o.integer("pairs")) {
     if (network_.empty()) return;
-    std::error_code ec;
-    if (!fs::is_regular_file(network_, ec)) throw InputError(network_ + ": no such network file");
-    try {
-      module_ = torch::jit::load(network_, torch::kCPU);
-    } catch (const c10::Error& e) {
-      const std::string what = e.what_without_backtrace();
-      throw InputError(network_ + ": not a TorchScript module (" + what.substr(0, what.find('\n')) + ")");
-    }
-    module_.eval();
+    module_ = load_torchscript(network_);
     name_ = "lpips:" + fs::path(network_).filename().string();
   }
 
