@@ -24,6 +24,8 @@ struct SweepArgs {
   bool new_sweep = false;
   bool verbose = false;
   bool quiet = false;
+  std::string progress;  // empty: auto, or none with --quiet
+  double progress_every = 30;
   std::int64_t index = -1;
   PluginArgs plugins;
 };
@@ -53,8 +55,11 @@ int execute(const Args& args, bool single) {
       ("retry-failed", po::bool_switch(&a.retry_failed), "run again the runs that failed before")
       ("extend", po::bool_switch(&a.extend), "the file's grid changed: add its new runs to the recorded sweep")
       ("new-sweep", po::bool_switch(&a.new_sweep), "the file's grid changed: record it as a new sweep NAME-2")
-      ("verbose,v", po::bool_switch(&a.verbose), "log more")
-      ("quiet,q", po::bool_switch(&a.quiet), "log only warnings and errors");
+      ("verbose,v", po::bool_switch(&a.verbose), "log more: debug lines and one line per epoch")
+      ("quiet,q", po::bool_switch(&a.quiet), "log only warnings and errors; no progress")
+      ("progress", po::value(&a.progress),
+       "live progress: auto (bars on a terminal, else lines), bars, lines, json (one line per event on stdout), none")
+      ("progress-every", po::value(&a.progress_every), "seconds between progress lines of running runs (default 30)");
   if (single) {
     desc.add_options()("index", po::value(&a.index)->required(), "grid index of the run");
   } else {
@@ -68,6 +73,7 @@ int execute(const Args& args, bool single) {
   if (!parse_args(args, usage, desc, positional, vm)) return 0;
 
   configure_runtime(a.threads, a.verbose, a.quiet);
+  const auto progress = a.dry_run ? nullptr : make_progress(a.progress, a.progress_every, a.quiet);
   a.plugins.load();
   const auto grid = load_and_validate(a.file, a.overrides);
   if (single && (a.index < 0 || a.index >= static_cast<std::int64_t>(grid.runs.size()))) {
@@ -89,7 +95,9 @@ int execute(const Args& args, bool single) {
   options.retry_failed = a.retry_failed;
   options.grid_change = a.extend ? GridChange::extend : a.new_sweep ? GridChange::new_sweep : GridChange::refuse;
   if (single) options.only_index = a.index;
+  options.engine.progress = progress.get();
   const auto summary = run_sweep(grid, store, Registry::instance(), options);
+  if (progress) progress->finish();
   const int selected = single ? 1 : static_cast<int>(grid.runs.size());
   spdlog::info("{}: {} of {} run{} done ({} already before), {} failed; results in {}", summary.name,
                summary.done, selected, selected == 1 ? "" : "s", summary.skipped, summary.failed, a.db);

@@ -5,6 +5,7 @@
 
 #include <boost/program_options.hpp>
 
+#include "progress.hpp"
 #include "sweep_grid.hpp"
 
 namespace difflab::app {
@@ -31,6 +32,10 @@ bool parse_args(const Args& args, const std::string& usage, const po::options_de
 
 /// Sets the log level, BLAS threading and torch's thread count; logs what it chose.
 void configure_runtime(int threads, bool verbose, bool quiet);
+
+/// The live progress `--progress MODE` asks for (auto when empty, none with --quiet): null for
+/// none; bars also take over the log, so that log lines print above the bars.
+std::unique_ptr<SweepProgress> make_progress(const std::string& mode, double every, bool quiet);
 
 /// Loads the sweep and validates every grid point (plugins created once each).
 SweepGrid load_and_validate(const std::string& file, const std::vector<std::string>& overrides);

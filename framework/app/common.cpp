@@ -1,3 +1,6 @@
+#include <unistd.h>
+
+#include <algorithm>
 #include <iostream>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -5,6 +8,7 @@
 
 #include "blas.hpp"
 #include "commands.hpp"
+#include "difflab/errors.hpp"
 #include "difflab/registry.hpp"
 #include "engine.hpp"
 
@@ -31,9 +35,11 @@ bool parse_args(const Args& args, const std::string& usage, const po::options_de
   return true;
 }
 
+constexpr const char* kLogPattern = "%H:%M:%S %^%l%$ %v";
+
 void configure_runtime(int threads, bool verbose, bool quiet) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("difflab"));
-  spdlog::set_pattern("%H:%M:%S %^%l%$ %v");
+  spdlog::set_pattern(kLogPattern);
   spdlog::set_level(quiet ? spdlog::level::warn : verbose ? spdlog::level::debug : spdlog::level::info);
   const auto blas = configure_blas();
   const int used = configure_threads(threads);
@@ -41,6 +47,34 @@ void configure_runtime(int threads, bool verbose, bool quiet) {
                 blas.config.empty() ? "" : ", " + blas.config,
                 blas.limited ? "; pinned to 1 thread to leave the cores to torch" : "");
   spdlog::debug("torch threads: {}", used);
+}
+
+std::unique_ptr<SweepProgress> make_progress(const std::string& mode, double every, bool quiet) {
+  if (!(every > 0))
+    throw InputError(fmt::format("--progress-every {}: must be > 0 seconds", every));
+  ProgressOptions options;
+  options.mode =
+      parse_progress_mode(mode.empty() ? (quiet ? "none" : "auto") : mode, ::isatty(STDERR_FILENO));
+  options.every = every;
+  options.width = 0;  // the terminal's, at each drawing
+  switch (options.mode) {
+    case ProgressMode::none: return nullptr;
+    case ProgressMode::json: return std::make_unique<SweepProgress>(options, std::cout);
+    case ProgressMode::lines:
+      options.print_line = [](const std::string& line) { spdlog::info("{}", line); };
+      break;
+    case ProgressMode::bars: break;
+  }
+  auto progress = std::make_unique<SweepProgress>(options, std::cerr);
+  if (options.mode == ProgressMode::lines) {
+    progress->start_ticker(std::clamp(every, 0.05, 1.0));  // periodic lines during evaluations
+    return progress;
+  }
+  auto sink = progress->log_sink();
+  sink->set_pattern(kLogPattern);
+  spdlog::default_logger()->sinks().assign({sink});
+  progress->start_ticker(0.5);  // ETAs move on during an evaluation
+  return progress;
 }
 
 SweepGrid load_and_validate(const std::string& file, const std::vector<std::string>& overrides) {

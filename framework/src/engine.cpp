@@ -26,6 +26,7 @@
 namespace difflab {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+constexpr auto kProgressInterval = std::chrono::milliseconds(200);  // between step reports
 
 namespace {
 
@@ -375,6 +376,11 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
   const bool scheduled_lr = run.train.warmup_steps > 0 || run.train.lr_schedule != "constant";
   auto last_report = Clock::now();
   std::int64_t steps_since_report = 0;
+  auto* progress = options_.progress;
+  if (progress)
+    progress->report(ProgressEvent::started(run.index, axes_text(run), total_steps, total_epochs,
+                                            position.step));
+  auto next_progress = Clock::now() + kProgressInterval;
   for (std::int64_t epoch = position.epoch + 1; !fully_trained && epoch <= total_epochs; ++epoch) {
     const auto start = Clock::now();
     const auto order = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kLong).device(ctx.device));
@@ -395,6 +401,11 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
       ++global_step;
       ++steps_this_epoch;
       crash_point("train-step");
+      if (progress && Clock::now() >= next_progress) {  // a host read at most every 0.2 s
+        next_progress = Clock::now() + kProgressInterval;
+        progress->report(ProgressEvent::stepped(run.index, epoch, global_step,
+                                                loss_sum.item<double>() / steps_this_epoch));
+      }
     }
     const double loss = loss_sum.item<double>() / static_cast<double>(std::max<std::int64_t>(1, steps_this_epoch));
     train_seconds += seconds_since(start);
@@ -406,6 +417,8 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
                      "); lower train.lr or set train.grad_clip");
     }
     pending_losses.push_back({global_step, epoch, loss});
+    spdlog::debug("{}: epoch {}/{} step {} loss {:.4f}", tag, epoch, total_epochs, global_step,
+                  loss);
     const bool last = epoch == total_epochs;
     if (epoch % run.train.checkpoint_every != 0 && !last) continue;
 
@@ -425,7 +438,10 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
     spdlog::info("{}: epoch {}/{} step {} loss {:.4f} ({:.0f} steps/s)", tag, epoch, total_epochs,
                  global_step, loss, rate);
     const auto eval_start = Clock::now();
+    if (progress) progress->report(ProgressEvent::stepped(run.index, epoch, global_step, loss));
+    if (progress) progress->report(ProgressEvent::evaluating(run.index, epoch));
     evaluate_checkpoint(ctx, store_, record);
+    if (progress) progress->report(ProgressEvent::evaluated(run.index, epoch));
     eval_seconds += seconds_since(eval_start);
     last_report = Clock::now();
     steps_since_report = 0;
@@ -439,7 +455,9 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
                                         ctx.ema ? &ctx.ema->weights() : nullptr);
     if (ctx.ema && !loaded.has_ema) ctx.ema->reset();
     const auto eval_start = Clock::now();
+    if (progress) progress->report(ProgressEvent::evaluating(run.index, c.epoch));
     evaluate_checkpoint(ctx, store_, c);
+    if (progress) progress->report(ProgressEvent::evaluated(run.index, c.epoch));
     eval_seconds += seconds_since(eval_start);
     spdlog::info("{}: evaluated epoch {}", tag, c.epoch);
   }
@@ -606,22 +624,33 @@ SweepSummary run_sweep(SweepGrid grid, RunStore& store, const Registry& registry
   SweepSummary summary;
   summary.name = grid.name;
   RunExecutor executor(registry, store, options.engine);
+  auto* progress = options.engine.progress;
+  if (progress)
+    progress->sweep_started(grid.name,
+                            options.only_index ? 1 : static_cast<std::int64_t>(grid.runs.size()));
   for (const auto& run : grid.runs) {
     if (options.only_index && *options.only_index != run.index) continue;
     const auto record = store.find_run(sweep_id, run.config_hash);
     if (record->status == RunStatus::done) {
       ++summary.done;
       ++summary.skipped;
+      if (progress) progress->report(ProgressEvent::finished(run.index, "skipped", "done before"));
       continue;
     }
     if (record->status == RunStatus::running && record->pid != ::getpid() && process_alive(record->pid)) {
       spdlog::warn("run {} is being run by process {}; skipped", run.index, record->pid);
+      if (progress)
+        progress->report(ProgressEvent::finished(run.index, "skipped",
+                                                 "run by process " + std::to_string(record->pid)));
       continue;  // a live process owns it; a dead one's run is taken over below
     }
     if (record->status == RunStatus::failed && !options.retry_failed) {
       spdlog::warn("run {} failed before ({}); skipped, use --retry-failed to run it again",
                    run.index, record->reason);
       ++summary.failed;
+      if (progress)
+        progress->report(
+            ProgressEvent::finished(run.index, "failed", "failed before: " + record->reason));
       continue;
     }
     const auto device = resolve_device(run.device);
@@ -649,6 +678,11 @@ SweepSummary run_sweep(SweepGrid grid, RunStore& store, const Registry& registry
       spdlog::error("run {} failed: a plugin threw something that is not a std::exception", run.index);
       store.mark_failed(record->id, "a plugin threw something that is not a std::exception");
       ++summary.failed;
+    }
+    if (progress) {  // done or failed, with the reason as recorded
+      const auto after = store.find_run(sweep_id, run.config_hash);
+      progress->report(ProgressEvent::finished(
+          run.index, after->status == RunStatus::done ? "done" : "failed", after->reason));
     }
   }
   return summary;

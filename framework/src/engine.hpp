@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "difflab/registry.hpp"
+#include "progress.hpp"
 #include "run_store.hpp"
 #include "sweep_grid.hpp"
 
@@ -28,6 +29,7 @@ void validate_run(const Registry& registry, const RunConfig& run);
 
 struct EngineOptions {
   std::filesystem::path out_dir = "runs";
+  ProgressSink* progress = nullptr;  // live progress of runs and the sweep; null: none
 };
 
 class RunExecutor {
