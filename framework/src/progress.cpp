@@ -37,6 +37,18 @@ std::size_t columns(const std::string& text) {
   }));
 }
 
+std::string cursor_up(int lines) {
+  return lines > 0 ? fmt::format("\x1b[{}A", lines) : "";
+}
+
+// Clears `lines` lines from the cursor's down and puts the cursor back. Line by line: a clear to
+// the end of the screen (ESC [J) from its top makes tmux scroll the screen into its history.
+std::string clear_lines(int lines) {
+  std::string s;
+  for (int i = 0; i < lines; ++i) s += i + 1 < lines ? "\x1b[2K\x1b[1B" : "\x1b[2K";
+  return s + cursor_up(lines - 1);
+}
+
 std::string bar(std::int64_t done, std::int64_t total) {
   const std::int64_t filled =
       total > 0 ? std::clamp<std::int64_t>(done * kBarCells / total, 0, kBarCells) : 0;
@@ -348,7 +360,7 @@ void SweepProgress::print_above(const std::string& text) {
     return;
   }
   // One write: up over the bars, clear them, the text, the bars again.
-  std::string s = drawn_ > 0 ? fmt::format("\x1b[{}A\x1b[J", drawn_) : std::string();
+  std::string s = cursor_up(drawn_) + clear_lines(drawn_);
   s += text + (newline ? "" : "\n");
   out_ << s;
   drawn_ = 0;
@@ -534,7 +546,7 @@ void SweepProgress::redraw(double t, bool force) {
   if (options_.mode != ProgressMode::bars || finished_) return;
   if (!force && t - last_draw_ < options_.redraw) return;
   if (drawn_ == 0 && running_.empty() && sweep_.empty()) return;  // nothing to show yet
-  std::string s = drawn_ > 0 ? fmt::format("\x1b[{}A", drawn_) : std::string();
+  std::string s = cursor_up(drawn_);
   int lines = 0;
   for (const auto& [index, run] : running_) {
     s += "\x1b[2K" + fit(run_text(run, t)) + "\n";
@@ -544,14 +556,14 @@ void SweepProgress::redraw(double t, bool force) {
     s += "\x1b[2K" + fit(sweep_text(t)) + "\n";
     ++lines;
   }
-  s += "\x1b[J";  // lines left over from a longer drawing
+  s += clear_lines(drawn_ - lines);  // those left over from a longer drawing
   out_ << s << std::flush;
   drawn_ = lines;
   last_draw_ = t;
 }
 
 void SweepProgress::erase() {
-  if (drawn_ > 0) out_ << fmt::format("\x1b[{}A\x1b[J", drawn_) << std::flush;
+  if (drawn_ > 0) out_ << cursor_up(drawn_) + clear_lines(drawn_) << std::flush;
   drawn_ = 0;
 }
 

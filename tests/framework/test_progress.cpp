@@ -135,8 +135,7 @@ TEST_CASE("bars are redrawn in place at most every 0.1 s and log lines print abo
   std::ostringstream out;
   SweepProgress progress(options_for(ProgressMode::bars, clock, 40), out);
   progress.sweep_started("gmm", 2);
-  CHECK(out.str() ==
-        "\x1b[2Ksweep gmm: 0/2 done, 0 running, 0 faile\n\x1b[J");  // cut to 39 columns
+  CHECK(out.str() == "\x1b[2Ksweep gmm: 0/2 done, 0 running, 0 faile\n");  // cut to 39 columns
   out.str("");
   progress.report(ProgressEvent::started(0, "schedule.plugin=cosine_beta", 100, 10));
   // Up over the one line drawn, then two lines: the run's and the sweep's.
@@ -153,17 +152,20 @@ TEST_CASE("bars are redrawn in place at most every 0.1 s and log lines print abo
   CHECK(count(out.str(), "\n") == 2);
   out.str("");
   progress.print_above("12:00:00 info something happened\n");
-  CHECK(out.str().rfind("\x1b[2A\x1b[J12:00:00 info something happened\n\x1b[2Krun 0", 0) == 0);
+  // Up over the two lines, clear each (clear, one down, clear, back up), the log line, the bars.
+  CHECK(out.str().rfind("\x1b[2A\x1b[2K\x1b[1B\x1b[2K\x1b[1A12:00:00 info something happened\n"
+                        "\x1b[2Krun 0",
+                        0) == 0);
   out.str("");
   progress.report(ProgressEvent::finished(0, "done"));
   CHECK(count(out.str(), "\n") == 1);  // the run's bar is gone, the sweep line stays
-  CHECK(out.str().find("\x1b[J") != std::string::npos);  // and the old second line is cleared
+  CHECK(out.str().substr(out.str().size() - 5) == "\n\x1b[2K");  // and the old second one cleared
   out.str("");
   progress.finish();
-  CHECK(out.str() == "\x1b[1A\x1b[J");
+  CHECK(out.str() == "\x1b[1A\x1b[2K");
   progress.report(ProgressEvent::started(1, "", 100, 10));
   progress.print_above("after");
-  CHECK(out.str() == "\x1b[1A\x1b[Jafter\n");  // nothing drawn after finish()
+  CHECK(out.str() == "\x1b[1A\x1b[2Kafter\n");  // nothing drawn after finish()
 }
 
 TEST_CASE("spdlog records go through the bars' log sink, also after the bars are gone",
@@ -178,7 +180,7 @@ TEST_CASE("spdlog records go through the bars' log sink, also after the bars are
   out.str("");
   logger.warn("disk {} full", "/tmp");
   CHECK(out.str().rfind(
-            "\x1b[1A\x1b[J\x1b[33m\x1b[1mwarning\x1b[m disk /tmp full\n\x1b[2Ksweep gmm", 0) == 0);
+            "\x1b[1A\x1b[2K\x1b[33m\x1b[1mwarning\x1b[m disk /tmp full\n\x1b[2Ksweep gmm", 0) == 0);
   progress.reset();
   logger.info("to stderr now");  // detached: no dangling pointer
 }
@@ -358,7 +360,8 @@ TEST_CASE("runner draws bars on a terminal", "[progress]") {
   REQUIRE(test::run_command("script -qec \"" + command + "\" " + log + " < /dev/null", &out) == 0);
   CHECK(out.find("|\u2588") != std::string::npos);  // a bar with some fill
   CHECK(out.find("\x1b[2K") != std::string::npos);  // lines cleared before they are drawn
-  CHECK(out.find("A\x1b[J") != std::string::npos);  // up over the bars, clear, for a log line
+  // Up over the bars and each cleared, for a log line above them or at the end.
+  CHECK(out.find("\x1b[2A\x1b[2K\x1b[1B\x1b[2K\x1b[1A") != std::string::npos);
   CHECK(out.find("sweep tiny_schedule_sweep: 1/2 done, 1 running, 0 failed, ETA ") !=
         std::string::npos);
   CHECK(out.find("tiny_schedule_sweep: 2 of 2 runs done") != std::string::npos);
