@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev libyaml-cpp-dev libboost-program-options-dev libboost-dev libboost-filesystem-dev
-  libsqlite3-dev sqlite3 libspdlog-dev nlohmann-json3-dev catch2 libpng-dev zlib1g-dev
+  libsqlite3-dev sqlite3 libspdlog-dev nlohmann-json3-dev catch2 libpng-dev libgif-dev zlib1g-dev
   libopenblas0-openmp dataset-fashion-mnist
 )
 # --sanitizers (scripts/sanitize.sh, scripts/fuzz.sh): clang, its ASan/UBSan/libFuzzer runtimes,

@@ -20,6 +20,7 @@
 #include "difflab/errors.hpp"
 #include "image_io.hpp"
 #include "npy.hpp"
+#include "point_pictures.hpp"
 #include "train_step.hpp"
 #include "training_schedule.hpp"
 
@@ -169,7 +170,10 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
     const auto x_T = torch::randn(sample_shape, gen, ctx.train.x.options());
     std::optional<ProgressionRecorder> progression;
     if (images) progression.emplace(ctx.samplers[s]->steps(ctx.process->timesteps()), x_T);
-    SamplingContext sc{model, *ctx.process, gen, cond, progression ? progression->callback() : StepCallback{}};
+    std::optional<ReverseRecorder> reverse;  // 2-D points: the first sampler's animation
+    if (s == 0 && is_point_batch(sample_shape)) reverse.emplace(ctx.samplers[s]->steps(ctx.process->timesteps()), x_T);
+    SamplingContext sc{model, *ctx.process, gen, cond,
+                       progression ? progression->callback() : reverse ? reverse->callback() : StepCallback{}};
     torch::Tensor samples;
     try {
       samples = ctx.samplers[s]->sample(sc, x_T);
@@ -190,6 +194,12 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
       const auto frames = progression->frames(samples);
       write_png(strip, image_grid(frames, frames.size(0)));
       artifacts.push_back({checkpoint.id, sampler.label, "progression_png", strip});
+    }
+    if (is_point_batch(sample_shape) && is_point_batch(samples.sizes())) {
+      for (auto& a : write_point_pictures(dir, name, ctx.train.x, samples, reverse ? &*reverse : nullptr,
+                                          checkpoint.id, sampler.label)) {
+        artifacts.push_back(std::move(a));
+      }
     }
     for (std::size_t m = 0; m < ctx.metrics.size(); ++m) {
       if (ctx.metrics[m]->scope() == Metric::Scope::checkpoint) continue;

@@ -38,7 +38,7 @@ TEST_CASE("runner sweep runs the tiny schedule study end to end and report compa
         std::set<std::string> metrics;
         for (const auto& m : store.metrics(c.id)) metrics.insert(m.metric);
         CHECK(metrics == std::set<std::string>{"test_loss", "mmd", "wasserstein"});
-        CHECK(store.artifacts(c.id).size() == 2);  // one .npy per sampler
+        CHECK(store.artifacts(c.id).size() == 5);  // .npy and scatter per sampler, one GIF
       }
     }
   }
