@@ -1,4 +1,5 @@
-// runner sweep FILE / runner run FILE --index I: train and evaluate grid points.
+// runner sweep FILE / runner run FILE --index I: train and evaluate grid points, in this process,
+// in parallel child processes (--jobs) or as a Slurm job array (--launcher slurm).
 #include <filesystem>
 #include <iostream>
 
@@ -7,7 +8,9 @@
 #include "commands.hpp"
 #include "difflab/errors.hpp"
 #include "engine.hpp"
+#include "local_launcher.hpp"
 #include "run_store.hpp"
+#include "slurm_launcher.hpp"
 
 namespace difflab::app {
 namespace {
@@ -27,8 +30,29 @@ struct SweepArgs {
   std::string progress;  // empty: auto, or none with --quiet
   double progress_every = 30;
   std::int64_t index = -1;
+  std::string device;  // runner run --device: where to run, the identity unchanged
+  int jobs = 1;
+  std::string devices;
+  std::string launcher = "local";
+  SlurmSettings slurm;
   PluginArgs plugins;
 };
+
+// The flags a child `runner run` repeats from its parent.
+std::vector<std::string> pass_through(const SweepArgs& a, bool absolute) {
+  std::vector<std::string> out;
+  for (const auto& o : a.overrides) {
+    out.push_back("--set");
+    out.push_back(o);
+  }
+  for (const auto& d : a.plugins.plugin_dirs) {
+    out.push_back("--plugin-dir");
+    out.push_back(absolute ? std::filesystem::absolute(d).string() : d);
+  }
+  if (a.verbose) out.push_back("-v");
+  if (a.quiet) out.push_back("-q");
+  return out;
+}
 
 void print_grid(const SweepGrid& grid) {
   std::cout << grid.name << ": " << grid.runs.size() << " run" << (grid.runs.size() == 1 ? "" : "s");
@@ -61,9 +85,18 @@ int execute(const Args& args, bool single) {
        "live progress: auto (bars on a terminal, else lines), bars, lines, json (one line per event on stdout), none")
       ("progress-every", po::value(&a.progress_every), "seconds between progress lines of running runs (default 30)");
   if (single) {
-    desc.add_options()("index", po::value(&a.index)->required(), "grid index of the run");
+    desc.add_options()("index", po::value(&a.index)->required(), "grid index of the run")
+      ("device", po::value(&a.device), "run on this device instead of the file's (cpu, cuda:N); the run's identity stays");
   } else {
-    desc.add_options()("dry-run", po::bool_switch(&a.dry_run), "print the grid and run nothing");
+    desc.add_options()("dry-run", po::bool_switch(&a.dry_run), "print the grid and run nothing")
+      ("jobs,j", po::value(&a.jobs), "run N grid points at once, each a child process with threads/N torch threads (default 1: in this process)")
+      ("devices", po::value(&a.devices), "spread the runs over these devices, round-robin: cuda:0,cuda:1 (with --jobs)")
+      ("launcher", po::value(&a.launcher), "local (default) or slurm: submit the grid as one Slurm job array")
+      ("partition", po::value(&a.slurm.partition), "slurm: the partition to submit to")
+      ("time", po::value(&a.slurm.time), "slurm: time limit of each task (sbatch --time)")
+      ("gpus-per-task", po::value(&a.slurm.gpus_per_task), "slurm: GPUs of each task")
+      ("max-parallel", po::value(&a.slurm.max_parallel), "slurm: at most K tasks at once (--array=...%K)")
+      ("wait", po::bool_switch(&a.slurm.wait), "slurm: wait for the job array, then merge its results");
   }
   a.plugins.add_to(desc);
   po::positional_options_description positional;
@@ -81,6 +114,20 @@ int execute(const Args& args, bool single) {
                      std::to_string(grid.runs.size() - 1));
   }
   if (a.extend && a.new_sweep) throw InputError("--extend and --new-sweep: choose one");
+  if (a.jobs < 1) throw InputError("--jobs " + std::to_string(a.jobs) + ": must be at least 1");
+  if (a.launcher != "local" && a.launcher != "slurm") {
+    throw InputError("--launcher " + a.launcher + ": expected local or slurm");
+  }
+  const bool slurm_flags = !a.slurm.partition.empty() || !a.slurm.time.empty() || a.slurm.gpus_per_task > 0 ||
+                           a.slurm.max_parallel > 0 || a.slurm.wait;
+  if (slurm_flags && a.launcher != "slurm") {
+    throw InputError("--partition, --time, --gpus-per-task, --max-parallel and --wait need --launcher slurm");
+  }
+  if (a.slurm.gpus_per_task < 0 || a.slurm.max_parallel < 0) {
+    throw InputError("--gpus-per-task and --max-parallel must not be negative");
+  }
+  const auto devices = a.devices.empty() ? std::vector<std::string>() : parse_devices(a.devices);
+  if (!a.device.empty()) resolve_device(a.device);
   if (a.dry_run) {
     print_grid(grid);
     return 0;
@@ -95,9 +142,41 @@ int execute(const Args& args, bool single) {
   options.retry_failed = a.retry_failed;
   options.grid_change = a.extend ? GridChange::extend : a.new_sweep ? GridChange::new_sweep : GridChange::refuse;
   if (single) options.only_index = a.index;
-  options.engine.progress = progress.get();
-  const auto summary = run_sweep(grid, store, Registry::instance(), options);
+  if (!a.device.empty()) options.device = a.device;
+  ChildCommand child;
+  child.runner = std::filesystem::read_symlink("/proc/self/exe").string();
+  child.sweep_file = a.file;
+  child.out_dir = a.out;
+  SweepSummary summary;
+  if (a.launcher == "slurm") {
+    SlurmLaunchOptions slurm;
+    slurm.settings = a.slurm;
+    child.out_dir = std::filesystem::absolute(a.out);
+    child.pass_through = pass_through(a, true);
+    slurm.child = child;
+    slurm.db = std::filesystem::absolute(a.db);
+    slurm.threads = a.threads;
+    slurm.retry_failed = a.retry_failed;
+    slurm.grid_change = options.grid_change;
+    summary = run_sweep_slurm(grid, store, Registry::instance(), slurm);
+    if (!a.slurm.wait) return 0;
+  } else if (a.jobs > 1 || !devices.empty()) {
+    LocalLaunchOptions local;
+    child.pass_through = pass_through(a, false);
+    local.child = child;
+    local.jobs = a.jobs;
+    local.threads = a.threads;
+    local.devices = devices;
+    local.retry_failed = a.retry_failed;
+    local.grid_change = options.grid_change;
+    local.progress = progress.get();
+    summary = run_sweep_local(grid, store, Registry::instance(), local);
+  } else {
+    options.engine.progress = progress.get();
+    summary = run_sweep(grid, store, Registry::instance(), options);
+  }
   if (progress) progress->finish();
+  if (summary.interrupted) return 128 + summary.interrupted;
   const int selected = single ? 1 : static_cast<int>(grid.runs.size());
   spdlog::info("{}: {} of {} run{} done ({} already before), {} failed; results in {}", summary.name,
                summary.done, selected, selected == 1 ? "" : "s", summary.skipped, summary.failed, a.db);

@@ -19,6 +19,7 @@ struct Subcommand {
 constexpr Subcommand kSubcommands[] = {
     {"sweep", "train and evaluate every grid point of a sweep file", difflab::app::sweep_command},
     {"run", "train and evaluate one grid point (what a Slurm task runs)", difflab::app::run_command},
+    {"merge", "fold task databases (shards) into one, idempotently", difflab::app::merge_command},
     {"validate", "check a sweep file and print its grid size; run nothing", difflab::app::validate_command},
     {"report", "compare the runs recorded in a database", difflab::app::report_command},
     {"plugins", "list the loaded plugins with their options", difflab::app::plugins_command},

@@ -4,6 +4,8 @@
 
 #include <filesystem>
 
+#include <spdlog/spdlog.h>
+
 #include "crash_point.hpp"
 #include "difflab/errors.hpp"
 
@@ -49,10 +51,19 @@ LoadedCheckpoint load_checkpoint(const std::string& path, Denoiser& model,
     archive.read("optimizer", optimizer_archive);
     optimizer->load(optimizer_archive);
   }
+  bool rng_restored = false;
   if (generator) {
     torch::Tensor state;
     archive.read("rng", state);
-    generator->set_state(state.to(torch::kCPU));
+    try {
+      generator->set_state(state.to(torch::kCPU));
+      rng_restored = true;
+    } catch (const c10::Error&) {
+      // Another device type's generator wrote it (a CUDA run resumed on the CPU, or back): the
+      // state does not fit; the run goes on with its own seeded generator.
+      spdlog::warn("{}: its random state is from another device type; continuing with this run's generator",
+                   path);
+    }
   }
   bool has_ema = false;
   if (ema) {
@@ -63,7 +74,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, Denoiser& model,
   torch::Tensor epoch, step;
   archive.read("epoch", epoch);
   archive.read("step", step);
-  return {{epoch.item<std::int64_t>(), step.item<std::int64_t>()}, has_ema};
+  return {{epoch.item<std::int64_t>(), step.item<std::int64_t>()}, has_ema, rng_restored};
 }
 
 }  // namespace difflab

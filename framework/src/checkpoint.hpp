@@ -21,11 +21,13 @@ void save_checkpoint(const std::string& path, Denoiser& model, torch::optim::Opt
                      Denoiser* ema = nullptr);
 
 /// Restores what save_checkpoint wrote; `optimizer`, `generator` and `ema` may be null
-/// (evaluation only). Tensors are loaded onto `device`, whatever device wrote them. Returns
+/// (evaluation only). Tensors are loaded onto `device`, whatever device wrote them; a random
+/// state written by another device type's generator is skipped with a warning. Returns
 /// whether the file held an average for `ema` (when not, `ema` is left as it was).
 struct LoadedCheckpoint {
   CheckpointPosition position;
   bool has_ema = false;
+  bool rng_restored = false;  // false without a generator, or for one of another device type
 };
 LoadedCheckpoint load_checkpoint(const std::string& path, Denoiser& model,
                                  torch::optim::Optimizer* optimizer, torch::Generator* generator,

@@ -217,9 +217,10 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
   model.train();
 }
 
-// Whether the process that marked a run running still exists. A zombie does not count: a runner
-// killed together with its parent (`timeout -s KILL` signals its whole group) stays one until
-// something reaps it, and kill(pid, 0) still succeeds on it.
+}  // namespace
+
+// A zombie does not count: a runner killed together with its parent (`timeout -s KILL` signals
+// its whole group) stays one until something reaps it, and kill(pid, 0) still succeeds on it.
 bool process_alive(std::int64_t pid) {
   if (pid <= 0) return false;
   if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM) return false;
@@ -231,6 +232,8 @@ bool process_alive(std::int64_t pid) {
   const char state = text[paren + 2];
   return state != 'Z' && state != 'X';
 }
+
+namespace {
 
 // Files a killed process left half-written (checkpoint.pt.tmp-PID, samples-*.npy.tmp): the
 // complete ones are always renamed into place, so these are never needed.
@@ -663,11 +666,14 @@ SweepSummary run_sweep(SweepGrid grid, RunStore& store, const Registry& registry
             ProgressEvent::finished(run.index, "failed", "failed before: " + record->reason));
       continue;
     }
-    const auto device = resolve_device(run.device);
+    RunConfig placed = run;
+    if (options.device) placed.device = *options.device;
+    const auto device = resolve_device(placed.device);
     store.mark_running(record->id, device.str(), ::getpid());
     spdlog::info("run {}/{} [{}] on {}", run.index + 1, grid.runs.size(), axes_text(run), device.str());
+    set_crash_run(run.index);
     try {
-      executor.execute(run, record->id);
+      executor.execute(placed, record->id);
       ++summary.done;
     } catch (const InputError& e) {  // this run's own input, such as a missing data file
       spdlog::error("run {} failed: {}", run.index, e.what());

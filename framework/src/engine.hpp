@@ -23,6 +23,9 @@ torch::Generator make_generator(torch::Device device, std::uint64_t seed);
 /// A seed for one purpose of one run ("sampler:ddim", step 500), stable across versions.
 std::uint64_t derive_seed(std::int64_t seed, const std::string& purpose, std::int64_t step = 0);
 
+/// Whether the process that marked a run running still exists (a zombie does not).
+bool process_alive(std::int64_t pid);
+
 /// Creates the run's schedule, samplers, dataset and metrics once to catch what the sweep file's
 /// types cannot: betas outside (0, 1), more sampler steps than timesteps. Throws InputError.
 void validate_run(const Registry& registry, const RunConfig& run);
@@ -59,6 +62,9 @@ struct SweepOptions {
   GridChange grid_change = GridChange::refuse;
   bool retry_failed = false;
   std::optional<std::int64_t> only_index;  // `runner run --index I`
+  /// Runs on this device instead of the file's (`runner run --device`, given by a parallel
+  /// sweep); the run's identity (config hash, checkpoint folder) stays the file's.
+  std::optional<std::string> device;
 };
 
 struct SweepSummary {
@@ -67,6 +73,7 @@ struct SweepSummary {
   int failed = 0;
   int input_failed = 0;  // of those failed, how many because of their input (a missing data file)
   std::string name;      // the sweep's name in the store (differs from the file's with new_sweep)
+  int interrupted = 0;   // the signal (SIGINT, SIGTERM) that stopped a parallel sweep, or 0
 };
 
 /// Records the sweep and its runs, then executes every run that is not done. A run that fails

@@ -603,6 +603,24 @@ void RunStore::mark_failed(std::int64_t run_id, const std::string& reason) {
   }
 }
 
+void RunStore::set_run_state(std::int64_t run_id, const RunRecord& state) {
+  Statement s(*impl_,
+              "UPDATE runs SET status = ?2, reason = ?3, device = ?4, started_at = ?5,"
+              " finished_at = ?6, train_seconds = ?7, eval_seconds = ?8, framework_version = ?9,"
+              " plugin_versions_json = ?10, pid = 0 WHERE id = ?1");
+  s.bind(1, run_id)
+      .bind(2, std::string(run_status_name(state.status)))
+      .bind(3, state.reason)
+      .bind(4, state.device)
+      .bind_or_null(5, state.started_at)
+      .bind_or_null(6, state.finished_at)
+      .bind(7, state.train_seconds)
+      .bind(8, state.eval_seconds)
+      .bind(9, state.framework_version)
+      .bind(10, state.plugin_versions_json.empty() ? std::string("{}") : state.plugin_versions_json);
+  if (s.run() != 1) throw RunError("no run with id " + std::to_string(run_id) + " in " + path_);
+}
+
 std::int64_t RunStore::add_checkpoint(const CheckpointRecord& checkpoint) {
   std::int64_t id = 0;
   transaction([&] {

@@ -123,6 +123,9 @@ class RunStore {
   void mark_running(std::int64_t run_id, const std::string& device, std::int64_t pid);
   void mark_done(std::int64_t run_id, double train_seconds, double eval_seconds);
   void mark_failed(std::int64_t run_id, const std::string& reason);
+  /// Copies another store's state of the same run (status, reason, device, times, versions);
+  /// what `runner merge` uses. pid becomes 0: the process belonged to the other store.
+  void set_run_state(std::int64_t run_id, const RunRecord& state);
 
   /// Inserts or replaces the checkpoint of (run_id, step); returns its id.
   std::int64_t add_checkpoint(const CheckpointRecord& checkpoint);
