@@ -22,6 +22,7 @@ struct SweepArgs {
   bool retry_failed = false;
   bool extend = false;
   bool new_sweep = false;
+  bool batch_grid = false;
   bool verbose = false;
   bool quiet = false;
   std::int64_t index = -1;
@@ -58,7 +59,9 @@ int execute(const Args& args, bool single) {
   if (single) {
     desc.add_options()("index", po::value(&a.index)->required(), "grid index of the run");
   } else {
-    desc.add_options()("dry-run", po::bool_switch(&a.dry_run), "print the grid and run nothing");
+    desc.add_options()("dry-run", po::bool_switch(&a.dry_run), "print the grid and run nothing")
+        ("batch-grid", po::bool_switch(&a.batch_grid),
+         "train grid points that differ only in schedule or seed as one batched model");
   }
   a.plugins.add_to(desc);
   po::positional_options_description positional;
@@ -89,6 +92,7 @@ int execute(const Args& args, bool single) {
   options.retry_failed = a.retry_failed;
   options.grid_change = a.extend ? GridChange::extend : a.new_sweep ? GridChange::new_sweep : GridChange::refuse;
   if (single) options.only_index = a.index;
+  options.batch_grid = a.batch_grid;
   const auto summary = run_sweep(grid, store, Registry::instance(), options);
   const int selected = single ? 1 : static_cast<int>(grid.runs.size());
   spdlog::info("{}: {} of {} run{} done ({} already before), {} failed; results in {}", summary.name,

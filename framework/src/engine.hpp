@@ -57,6 +57,7 @@ struct SweepOptions {
   GridChange grid_change = GridChange::refuse;
   bool retry_failed = false;
   std::optional<std::int64_t> only_index;  // `runner run --index I`
+  bool batch_grid = false;  // train compatible grid points as one batched model (batched_training.hpp)
 };
 
 struct SweepSummary {
