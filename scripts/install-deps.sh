@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what difflab builds and runs with, from Debian 12's packages; idempotent.
-# Usage: scripts/install-deps.sh [--sanitizers]
+# Usage: scripts/install-deps.sh [--sanitizers | --bench]
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
@@ -11,6 +11,9 @@ packages=(
 # --sanitizers (scripts/sanitize.sh, scripts/fuzz.sh): clang, its ASan/UBSan/libFuzzer runtimes,
 # and llvm-symbolizer for readable reports.
 if [ "${1:-}" = "--sanitizers" ]; then packages+=(clang libclang-rt-14-dev llvm-14); fi
+# --bench (bench/run.sh): the PyTorch baseline, Debian's Python torch over the same LibTorch;
+# scipy gives its exact W1 (linear_sum_assignment), as a PyTorch user would compute it.
+if [ "${1:-}" = "--bench" ]; then packages+=(python3-torch python3-numpy python3-yaml python3-scipy); fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 missing=()

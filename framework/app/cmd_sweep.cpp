@@ -25,6 +25,7 @@ struct SweepArgs {
   bool retry_failed = false;
   bool extend = false;
   bool new_sweep = false;
+  bool batch_grid = false;
   bool verbose = false;
   bool quiet = false;
   std::string progress;  // empty: auto, or none with --quiet
@@ -96,7 +97,9 @@ int execute(const Args& args, bool single) {
       ("time", po::value(&a.slurm.time), "slurm: time limit of each task (sbatch --time)")
       ("gpus-per-task", po::value(&a.slurm.gpus_per_task), "slurm: GPUs of each task")
       ("max-parallel", po::value(&a.slurm.max_parallel), "slurm: at most K tasks at once (--array=...%K)")
-      ("wait", po::bool_switch(&a.slurm.wait), "slurm: wait for the job array, then merge its results");
+      ("wait", po::bool_switch(&a.slurm.wait), "slurm: wait for the job array, then merge its results")
+      ("batch-grid", po::bool_switch(&a.batch_grid),
+       "train grid points that differ only in schedule or seed as one batched model (in this process)");
   }
   a.plugins.add_to(desc);
   po::positional_options_description positional;
@@ -115,6 +118,9 @@ int execute(const Args& args, bool single) {
   }
   if (a.extend && a.new_sweep) throw InputError("--extend and --new-sweep: choose one");
   if (a.jobs < 1) throw InputError("--jobs " + std::to_string(a.jobs) + ": must be at least 1");
+  if (a.batch_grid && (a.jobs > 1 || a.launcher != "local")) {
+    throw InputError("--batch-grid trains its groups in this process: not with --jobs or --launcher slurm");
+  }
   if (a.launcher != "local" && a.launcher != "slurm") {
     throw InputError("--launcher " + a.launcher + ": expected local or slurm");
   }
@@ -173,6 +179,7 @@ int execute(const Args& args, bool single) {
     summary = run_sweep_local(grid, store, Registry::instance(), local);
   } else {
     options.engine.progress = progress.get();
+    options.batch_grid = a.batch_grid;
     summary = run_sweep(grid, store, Registry::instance(), options);
   }
   if (progress) progress->finish();

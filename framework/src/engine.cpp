@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "checkpoint.hpp"
+#include "batched_training.hpp"
 #include "crash_point.hpp"
 #include "difflab/errors.hpp"
 #include "image_io.hpp"
@@ -634,6 +635,7 @@ std::int64_t record_sweep(SweepGrid& grid, RunStore& store, const Registry& regi
 SweepSummary run_sweep(SweepGrid grid, RunStore& store, const Registry& registry,
                        const SweepOptions& options) {
   const auto sweep_id = record_sweep(grid, store, registry, options.grid_change);
+  if (options.batch_grid && !options.only_index) train_batched_groups(grid, store, registry, sweep_id, options);
   SweepSummary summary;
   summary.name = grid.name;
   RunExecutor executor(registry, store, options.engine);

@@ -65,6 +65,7 @@ struct SweepOptions {
   /// Runs on this device instead of the file's (`runner run --device`, given by a parallel
   /// sweep); the run's identity (config hash, checkpoint folder) stays the file's.
   std::optional<std::string> device;
+  bool batch_grid = false;  // train compatible grid points as one batched model (batched_training.hpp)
 };
 
 struct SweepSummary {

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# difflab against PyTorch on the same workloads, device and threads, in one invocation:
+#   1. training steps/s of the 2D GMM study's model (MLP 3x256, time embedding 128, batch 1280, Adam)
+#   2. DDPM sampling of 10k points over 1000 steps with that model
+#   3. experiments/schedule_sweep.yaml, whole wall time: `runner sweep` (and `runner sweep
+#      --batch-grid`) against bench/python/schedule_sweep.py (the same four schedules,
+#      checkpoints, samplers and metrics)
+#   4. the runner's overhead: a training-only `runner sweep` against the bare training loop
+# Prints each figure and the ratio difflab/python, and writes bench/results/<device>-<date>.{json,md}.
+# Usage: bench/run.sh [--threads N] [--quick]   (build first: scripts/build.sh)
+# Environment: BENCH_TRAIN_STEPS (60), BENCH_REPEATS (3), BENCH_SAMPLE_REPEATS (1),
+#   BENCH_OVERHEAD_EPOCHS (30),
+#   BENCH_SWEEP_SET (the --set overrides that shorten the sweep, applied to both sides),
+#   DIFFLAB_BUILD_DIR (build), PYTHON (/usr/bin/python3: Debian's python3-torch).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${DIFFLAB_BUILD_DIR:-$root/build}
+python=${PYTHON:-/usr/bin/python3}
+threads=2
+quick=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --threads) threads=$2; shift 2 ;;
+    --quick) quick=1; shift ;;
+    *) echo "usage: bench/run.sh [--threads N] [--quick]" >&2; exit 2 ;;
+  esac
+done
+train_steps=${BENCH_TRAIN_STEPS:-60}
+repeats=${BENCH_REPEATS:-3}
+# 10k x 1000 steps of the 3x256 MLP takes ~2 min per side on 2 cores: one timed run after a
+# 20-step warm-up keeps the bench under 10 minutes (BENCH_SAMPLE_REPEATS=3 for a median).
+sample_repeats=${BENCH_SAMPLE_REPEATS:-1}
+samples=10000
+# The full sweep takes ~8 min per side here; 20 epochs (200 steps) per schedule and one
+# checkpoint keep the bench under 10 minutes. The same overrides go to both sides.
+sweep_set=${BENCH_SWEEP_SET:-"train.epochs=20 train.checkpoint_every=20"}
+overhead_epochs=${BENCH_OVERHEAD_EPOCHS:-30}
+if [ "$quick" = 1 ]; then
+  train_steps=20; repeats=1; sample_repeats=1; samples=1000; overhead_epochs=5
+  sweep_set="train.epochs=2 train.checkpoint_every=2 evaluation.num_samples=200"
+fi
+for f in "$build/runner" "$build/bench/difflab_bench"; do
+  [ -x "$f" ] || { echo "bench/run.sh: $f is missing; build first (scripts/build.sh)" >&2; exit 2; }
+done
+"$python" -c "import torch" 2>/dev/null || {
+  echo "bench/run.sh: $python cannot import torch; run scripts/install-deps.sh --bench" >&2; exit 2; }
+
+# Identical threading on both sides: torch's threads are set explicitly by each program, and the
+# OpenMP/BLAS environment is the same for both.
+export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
+export PYTHONPATH=$root/bench/python${PYTHONPATH:+:$PYTHONPATH}
+work=$(mktemp -d /tmp/difflab-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+sweep_file=$root/experiments/schedule_sweep.yaml
+model_set=(--set model.hidden=256)  # the study's model: 3x256, time embedding 128
+lr=$(grep -o 'lr: *[0-9.e+-]*' "$sweep_file" | head -n 1 | sed 's/lr: *//')
+set_args=()
+for s in $sweep_set; do set_args+=(--set "$s"); done
+
+now() { date +%s.%N; }
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+log "training steps/s (MLP 3x256, batch 1280, $train_steps steps x $repeats)"
+"$build/bench/difflab_bench" train "$sweep_file" --threads "$threads" "${model_set[@]}" \
+  --steps "$train_steps" --repeats "$repeats" > "$work/train-difflab.json"
+"$python" "$root/bench/python/train_sample.py" train --threads "$threads" --hidden 256 --lr "$lr" \
+  --steps "$train_steps" --repeats "$repeats" > "$work/train-python.json"
+
+log "sampling $samples points x 1000 DDPM steps (x $sample_repeats)"
+"$build/bench/difflab_bench" sample "$sweep_file" --threads "$threads" "${model_set[@]}" \
+  --set 'evaluation.samplers=[{plugin: ddpm}]' --samples "$samples" --repeats "$sample_repeats" \
+  > "$work/sample-difflab.json"
+"$python" "$root/bench/python/train_sample.py" sample --threads "$threads" --hidden 256 \
+  --samples "$samples" --repeats "$sample_repeats" > "$work/sample-python.json"
+
+log "schedule_sweep.yaml with --set $sweep_set"
+start=$(now)
+"$build/runner" sweep "$sweep_file" --threads "$threads" --db "$work/runs.sqlite" --out "$work/runs" \
+  "${set_args[@]}" -q
+echo "$start $(now)" > "$work/sweep-difflab.time"
+"$build/runner" report --db "$work/runs.sqlite" > "$work/sweep-difflab-report.txt"
+log "the same with --batch-grid (the four schedules trained as one batched model)"
+start=$(now)
+"$build/runner" sweep "$sweep_file" --threads "$threads" --db "$work/batched.sqlite" \
+  --out "$work/batched-runs" "${set_args[@]}" --batch-grid -q
+echo "$start $(now)" > "$work/sweep-batched.time"
+"$build/runner" report --db "$work/batched.sqlite" > "$work/sweep-batched-report.txt"
+start=$(now)
+"$python" "$root/bench/python/schedule_sweep.py" "$sweep_file" --threads "$threads" \
+  --out "$work/python-runs" "${set_args[@]}" > "$work/sweep-python-out.json"
+echo "$start $(now)" > "$work/sweep-python.time"
+
+# The runner's own overhead (checkpoint files, store writes, logging) on a training-only run of
+# the sweep's model: `runner sweep` against difflab_bench's bare training loop, same steps, each
+# timed as a whole process (both load the plugins and the data).
+overhead_set=(--set "train.epochs=$overhead_epochs" --set train.checkpoint_every=10
+  --set 'sweep.schedule.plugin=[linear]' --set 'evaluation.samplers=[]' --set 'evaluation.metrics=[]')
+overhead_steps=$((overhead_epochs * 10))
+log "runner overhead: $overhead_steps training steps, no evaluation"
+start=$(now)
+"$build/bench/difflab_bench" train "$sweep_file" --threads "$threads" --steps "$overhead_steps" \
+  --warmup 0 --repeats 1 > "$work/overhead-bench.json"
+echo "$start $(now)" > "$work/overhead-bench.time"
+start=$(now)
+"$build/runner" sweep "$sweep_file" --threads "$threads" --db "$work/overhead.sqlite" \
+  --out "$work/overhead-runs" "${overhead_set[@]}" -q
+echo "$start $(now)" > "$work/overhead-runner.time"
+
+mkdir -p "$root/bench/results"
+"$python" "$root/bench/summarize.py" "$work" "$root/bench/results" --threads "$threads" \
+  --sweep-set "$sweep_set" --quick "$quick" --build "$build"

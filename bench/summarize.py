@@ -1,0 +1,130 @@
+"""Reads the figures bench/run.sh measured, prints them with the ratios difflab/python and writes
+bench/results/<device>-<date>.json and .md."""
+import argparse
+import datetime
+import json
+import os
+import platform
+import sqlite3
+
+
+def load(path):
+    with open(path) as f:
+        return json.loads(f.read().strip().splitlines()[-1])
+
+
+def elapsed(path):
+    start, end = open(path).read().split()
+    return float(end) - float(start)
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def runner_train_rate(db):
+    """Training steps/s inside `runner sweep` (its own train_seconds), over all runs."""
+    con = sqlite3.connect(db)
+    steps, seconds = con.execute(
+        "SELECT sum((SELECT max(step) FROM checkpoints c WHERE c.run_id = r.id)), sum(r.train_seconds) "
+        "FROM runs r WHERE r.status = 'done'").fetchone()
+    return steps / seconds if steps and seconds else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("work")
+    ap.add_argument("results")
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--sweep-set", default="")
+    ap.add_argument("--quick", default="0")
+    ap.add_argument("--build", default="")
+    a = ap.parse_args()
+    w = lambda name: os.path.join(a.work, name)
+    train_d, train_p = load(w("train-difflab.json")), load(w("train-python.json"))
+    sample_d, sample_p = load(w("sample-difflab.json")), load(w("sample-python.json"))
+    sweep_d, sweep_p = elapsed(w("sweep-difflab.time")), elapsed(w("sweep-python.time"))
+    sweep_p_out = load(w("sweep-python-out.json"))
+    if train_p["threads"] != a.threads or train_d["threads"] != a.threads:
+        raise SystemExit(f"thread counts differ: difflab {train_d['threads']}, python {train_p['threads']}")
+    w1 = sweep_p_out.get("w1_seconds", 0.0)
+    rows = [
+        ("training steps/s (MLP 3x256, batch 1280, Adam)", train_d["steps_per_s"], train_p["steps_per_s"],
+         train_d["steps_per_s"] / train_p["steps_per_s"], "higher is better"),
+        (f"sampling {sample_d['samples']} x {sample_d['timesteps']} DDPM steps (s)", sample_d["seconds_median"],
+         sample_p["seconds_median"], sample_p["seconds_median"] / sample_d["seconds_median"], "speed-up"),
+        ("schedule_sweep.yaml wall time (s)", sweep_d, sweep_p, sweep_p / sweep_d, "speed-up"),
+    ]
+    if sweep_p_out.get("w1_method", "scipy") != "scipy":
+        rows.append(("  same, python's W1 time left out (s)", sweep_d, sweep_p - w1, (sweep_p - w1) / sweep_d,
+                     "speed-up, lower bound"))
+    if os.path.exists(w("sweep-batched.time")):
+        sweep_b = elapsed(w("sweep-batched.time"))
+        rows.append(("schedule_sweep.yaml, runner sweep --batch-grid (s)", sweep_b, sweep_p, sweep_p / sweep_b, "speed-up"))
+        if sweep_p_out.get("w1_method", "scipy") != "scipy":
+            rows.append(("  same, python's W1 time left out (s)", sweep_b, sweep_p - w1, (sweep_p - w1) / sweep_b,
+                         "speed-up, lower bound"))
+    runner_rate = runner_train_rate(w("runs.sqlite"))
+    overhead = None
+    if os.path.exists(w("overhead-runner.time")):
+        bare, runner = elapsed(w("overhead-bench.time")), elapsed(w("overhead-runner.time"))
+        overhead = {"bench_seconds": bare, "runner_seconds": runner, "fraction": runner / bare - 1.0,
+                    "steps": load(w("overhead-bench.json"))["steps"]}
+    date = datetime.datetime.now(datetime.timezone.utc)
+    result = {
+        "date": date.isoformat(timespec="seconds"),
+        "device": "cpu",
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "threads": a.threads,
+        "blas": train_d.get("blas"),
+        "torch_python": train_p.get("torch"),
+        "python": train_p.get("python"),
+        "quick": a.quick == "1",
+        "sweep_overrides": a.sweep_set,
+        "train": {"difflab": train_d, "python": train_p},
+        "sample": {"difflab": sample_d, "python": sample_p},
+        "sweep": {"difflab_seconds": sweep_d, "python_seconds": sweep_p, "python": sweep_p_out,
+                  "runner_train_steps_per_s": runner_rate},
+        "rows": [{"workload": r[0].strip(), "difflab": r[1], "python": r[2], "difflab_over_python": r[3],
+                  "note": r[4]} for r in rows],
+        "runner_overhead": overhead,
+    }
+    lines = [
+        f"difflab vs PyTorch (Python), {result['date']}, {result['cpu']}, {a.threads} threads, BLAS {result['blas']}",
+        f"torch {result['torch_python']} (python {result['python']}); sweep overrides: {a.sweep_set or '(none)'}",
+        "",
+        "| workload | difflab | python | difflab/python |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, d, p, ratio, note in rows:
+        lines.append(f"| {name} | {d:.3g} | {p:.3g} | {ratio:.2f}x ({note}) |")
+    if runner_rate:
+        lines.append("")
+        lines.append(f"`runner sweep` trained at {runner_rate:.1f} steps/s (the sweep file's model, its own train_seconds).")
+    if overhead:
+        lines.append(f"Runner overhead (checkpoints, store, logging) on {overhead['steps']} training steps: "
+                     f"`runner sweep` {overhead['runner_seconds']:.2f} s vs bare loop {overhead['bench_seconds']:.2f} s "
+                     f"({100 * overhead['fraction']:+.1f}%).")
+    if sweep_p_out.get("w1_method", "scipy") != "scipy":
+        lines.append(f"Python's exact W1 used {sweep_p_out['w1_method']} (no scipy here): {w1:.1f} s of its sweep.")
+    report = "\n".join(lines)
+    print(report)
+    if a.quick == "1":
+        return  # a smoke run: nothing to keep
+    stem = os.path.join(a.results, f"cpu-{date.strftime('%Y%m%d-%H%M')}")
+    with open(stem + ".json", "w") as f:
+        json.dump(result, f, indent=2)
+    with open(stem + ".md", "w") as f:
+        f.write(report + "\n")
+    print(f"\nwritten: {stem}.json, {stem}.md")
+
+
+if __name__ == "__main__":
+    main()
