@@ -7,6 +7,7 @@ packages=(
   libtorch-dev libyaml-cpp-dev libboost-program-options-dev libboost-dev libboost-filesystem-dev
   libsqlite3-dev sqlite3 libspdlog-dev nlohmann-json3-dev catch2 libpng-dev libgif-dev zlib1g-dev
   libopenblas0-openmp dataset-fashion-mnist
+  munge slurmctld slurmd slurm-client  # the local Slurm cluster of the slurm_sweep test
 )
 # --sanitizers (scripts/sanitize.sh, scripts/fuzz.sh): clang, its ASan/UBSan/libFuzzer runtimes,
 # and llvm-symbolizer for readable reports.

@@ -257,7 +257,7 @@ TEST_CASE("a sweep with --jobs 2 records exactly what --jobs 1 does, one shard a
   CHECK(recorded(parallel / "runs.sqlite") == reference);
 }
 
-TEST_CASE("a child killed by a signal fails only its run, naming its log; --retry-failed resumes it",
+TEST_CASE("a child killed by a signal fails only its run, naming its log, and --retry-failed resumes it",
           "[parallel][crash][cli]") {
   const auto root = test::temp_dir("jobs-crash");
   const auto reference_dir = root / "reference", dir = root / "crashed";
