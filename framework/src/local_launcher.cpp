@@ -344,7 +344,8 @@ SweepSummary run_sweep_local(SweepGrid grid, RunStore& store, const Registry& re
     if (record->status == RunStatus::done) {
       ++summary.done;
       if (progress) progress->report(ProgressEvent::finished(run.index, "done"));
-      spdlog::info("run {} done in {:.1f} s: {}", run.index, seconds, counts());
+      spdlog::log(progress ? spdlog::level::debug : spdlog::level::info, "run {} done in {:.1f} s: {}",
+                  run.index, seconds, counts());  // the progress display says so already
       return;
     }
     const bool input = WIFEXITED(status) && WEXITSTATUS(status) == 2;
