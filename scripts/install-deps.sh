@@ -7,7 +7,11 @@ packages=(
   libtorch-dev libyaml-cpp-dev libboost-program-options-dev libboost-dev libboost-filesystem-dev
   libsqlite3-dev sqlite3 libspdlog-dev nlohmann-json3-dev catch2 libpng-dev libgif-dev zlib1g-dev
   libopenblas0-openmp dataset-fashion-mnist
+  chromium  # the HTML report's browser test (headless)
 )
+# npm fetches the HTML report's chart bundles when building; a nodesource nodejs brings its own
+# npm and conflicts with Debian's package, so that is only installed when npm is missing.
+if ! command -v npm > /dev/null 2>&1; then packages+=(npm); fi
 # --sanitizers (scripts/sanitize.sh, scripts/fuzz.sh): clang, its ASan/UBSan/libFuzzer runtimes,
 # and llvm-symbolizer for readable reports.
 if [ "${1:-}" = "--sanitizers" ]; then packages+=(clang libclang-rt-14-dev llvm-14); fi
