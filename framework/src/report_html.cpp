@@ -308,7 +308,8 @@ const char* kPageScript = R"JS(
                 {field: 'step', type: 'quantitative'}, {field: 'value', type: 'quantitative', format: '.4g'}]
     };
     if (chart.samplers > 1) {
-      encoding.strokeDash = {field: 'sampler', type: 'nominal', title: 'sampler'};
+      encoding.strokeDash = {field: 'sampler', type: 'nominal', title: 'sampler',
+                             legend: {symbolType: 'stroke', symbolStrokeWidth: 2, symbolStrokeColor: '#5f6b7a'}};
       encoding.detail = {field: 'sampler'};
     }
     jobs.push(render(el, {height: 260, data: {values: values},
