@@ -8,7 +8,11 @@ packages=(
   libsqlite3-dev sqlite3 libspdlog-dev nlohmann-json3-dev catch2 libpng-dev libgif-dev zlib1g-dev
   libopenblas0-openmp dataset-fashion-mnist
   munge slurmctld slurmd slurm-client  # the local Slurm cluster of the slurm_sweep test
+  chromium  # the HTML report's browser test (headless)
 )
+# npm fetches the HTML report's chart bundles when building; a nodesource nodejs brings its own
+# npm and conflicts with Debian's package, so that is only installed when npm is missing.
+if ! command -v npm > /dev/null 2>&1; then packages+=(npm); fi
 # --sanitizers (scripts/sanitize.sh, scripts/fuzz.sh): clang, its ASan/UBSan/libFuzzer runtimes,
 # and llvm-symbolizer for readable reports.
 if [ "${1:-}" = "--sanitizers" ]; then packages+=(clang libclang-rt-14-dev llvm-14); fi

@@ -15,7 +15,7 @@ int report_command(const Args& args) {
   desc.add_options()("help,h", "show this help")
       ("db", po::value(&db), "database to read (default runs.sqlite)")
       ("sweep", po::value(&sweep), "only this sweep")
-      ("format", po::value(&format), "table | markdown | csv | json")
+      ("format", po::value(&format), "table | markdown | csv | json | html (one offline page with charts and pictures)")
       ("checkpoint", po::value(&checkpoint), "final | best | all")
       ("output,o", po::value(&output), "write to FILE instead of standard output");
   po::variables_map vm;

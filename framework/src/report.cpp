@@ -24,13 +24,8 @@ constexpr std::size_t kTableReasonWidth = 60;
 // The key metric of CheckpointChoice::best, in order of preference; else the first column.
 const std::vector<std::string> kBestMetrics = {"wasserstein", "fid", "mmd", "test_loss"};
 
-// How a column's cells are printed: axes compactly, metrics to 4 significant digits in tables.
-enum class ColumnKind { text, integer, axis, metric };
-
-struct Column {
-  std::string header;
-  ColumnKind kind;
-};
+using ColumnKind = ReportColumnKind;
+using Column = ReportColumn;
 
 struct MetricKey {
   std::string metric, variant, sampler;
@@ -57,8 +52,10 @@ std::string compact_double(double value) {
   return format_double("%.17g", value);
 }
 
+}  // namespace
+
 // One cell as text; `full` keeps every digit of metric values (CSV) instead of 4 (tables).
-std::string cell_text(const Json& value, ColumnKind kind, bool full) {
+std::string report_cell_text(const Json& value, ColumnKind kind, bool full) {
   if (value.is_null()) return "";
   if (value.is_string()) return value.get<std::string>();
   if (value.is_boolean()) return value.get<bool>() ? "true" : "false";
@@ -69,6 +66,12 @@ std::string cell_text(const Json& value, ColumnKind kind, bool full) {
     return compact_double(v);
   }
   return value.dump();  // arrays and objects given as axis values
+}
+
+namespace {
+
+std::string cell_text(const Json& value, ColumnKind kind, bool full) {
+  return report_cell_text(value, kind, full);
 }
 
 std::string one_line(std::string text) {
@@ -201,11 +204,12 @@ ReportFormat parse_report_format(const std::string& name) {
   if (name == "markdown" || name == "md") return ReportFormat::markdown;
   if (name == "csv") return ReportFormat::csv;
   if (name == "json") return ReportFormat::json;
+  if (name == "html") return ReportFormat::html;
   std::string message = "unknown report format '" + name + "'";
-  if (auto guess = did_you_mean(name, {"table", "markdown", "csv", "json"}); !guess.empty()) {
+  if (auto guess = did_you_mean(name, {"table", "markdown", "csv", "json", "html"}); !guess.empty()) {
     message += " (did you mean '" + guess + "'?)";
   }
-  throw InputError(message + "; expected table, markdown, csv or json");
+  throw InputError(message + "; expected table, markdown, csv, json or html");
 }
 
 CheckpointChoice parse_checkpoint_choice(const std::string& name) {
@@ -219,9 +223,12 @@ CheckpointChoice parse_checkpoint_choice(const std::string& name) {
   throw InputError(message + "; expected final, best or all");
 }
 
-std::string render_report(const RunStore& store, const ReportOptions& options) {
-  // Four queries in all (sweeps, runs, checkpoints, metrics), whatever the store's size.
-  const auto sweeps = store.sweeps();
+ReportTable make_report_table(const RunStore& store, const ReportOptions& options) {
+  // Four queries in all (sweeps, runs, checkpoints, metrics), whatever the store's size; html
+  // adds the losses and artifacts.
+  ReportTable table;
+  table.sweeps = store.sweeps();
+  const auto& sweeps = table.sweeps;
   std::unordered_map<std::int64_t, std::string> sweep_names;
   std::vector<std::string> names;
   for (const auto& s : sweeps) {
@@ -242,20 +249,19 @@ std::string render_report(const RunStore& store, const ReportOptions& options) {
     throw InputError(message);
   }
 
-  std::vector<RunRecord> runs;
-  std::vector<CheckpointRecord> checkpoints;
-  std::vector<MetricRecord> metrics;
+  auto& runs = table.runs;
+  auto& checkpoints = table.checkpoints;
+  auto& metrics = table.metrics;
   store.snapshot([&] {  // one consistent view while a sweep goes on writing
     runs = store.runs(options.sweep);
     checkpoints = store.sweep_checkpoints(options.sweep);
     metrics = store.sweep_metrics(options.sweep);
+    if (options.format == ReportFormat::html) {
+      table.losses = store.sweep_losses(options.sweep);
+      table.artifacts = store.sweep_artifacts(options.sweep);
+    }
   });
-  if (runs.empty()) {
-    if (options.format == ReportFormat::json) return "[]\n";
-    if (options.format == ReportFormat::csv) return "";
-    return "no runs recorded in " + store.path() +
-           (options.sweep.empty() ? std::string() : " for sweep '" + options.sweep + "'") + "\n";
-  }
+  if (runs.empty()) return table;
 
   // Index: run -> its checkpoints by step; checkpoint -> its metric values.
   std::unordered_map<std::int64_t, std::size_t> run_index;
@@ -378,21 +384,24 @@ std::string render_report(const RunStore& store, const ReportOptions& options) {
   }
   const bool sweep_column = options.sweep.empty() && shown_sweeps.size() > 1;
 
-  std::vector<Column> columns;
-  if (sweep_column) columns.push_back({"sweep", ColumnKind::text});
-  columns.push_back({"run", ColumnKind::integer});
-  for (const auto& name : axis_names) columns.push_back({name, ColumnKind::axis});
-  columns.push_back({"status", ColumnKind::text});
-  columns.push_back({"epoch", ColumnKind::integer});
+  auto& columns = table.columns;
+  if (sweep_column) columns.push_back({"sweep", ColumnKind::text, ""});
+  columns.push_back({"run", ColumnKind::integer, ""});
+  for (const auto& name : axis_names) columns.push_back({name, ColumnKind::axis, ""});
+  columns.push_back({"status", ColumnKind::text, ""});
+  columns.push_back({"epoch", ColumnKind::integer, ""});
   const std::size_t first_metric_column = columns.size();
   for (const auto& key : metric_keys) {
-    columns.push_back({metric_header(key, variants_of[key.metric].size() > 1), ColumnKind::metric});
+    columns.push_back(
+        {metric_header(key, variants_of[key.metric].size() > 1), ColumnKind::metric, key.metric});
   }
-  if (any_failed) columns.push_back({"reason", ColumnKind::text});  // last: long free text
+  if (any_failed) columns.push_back({"reason", ColumnKind::text, ""});  // last: long free text
 
-  std::vector<std::vector<Json>> rows;
+  auto& rows = table.rows;
   for (const auto& s : shown) {
     const auto& run = *s.run;
+    table.row_run.push_back(run_index[run.id]);
+    table.row_checkpoint.push_back(s.checkpoint ? s.checkpoint->id : 0);
     auto& row = rows.emplace_back();
     if (sweep_column) row.emplace_back(sweep_names[run.sweep_id]);
     row.emplace_back(run.grid_index);
@@ -406,11 +415,24 @@ std::string render_report(const RunStore& store, const ReportOptions& options) {
   }
 
   // Tables say which column chose the best checkpoints; CSV and JSON stay pure data.
-  std::string footer;
   if (options.checkpoint == CheckpointChoice::best && key_column) {
-    footer = "best checkpoint per run: lowest " +
-             columns[first_metric_column + *key_column].header + "\n";
+    table.best_key = first_metric_column + *key_column;
+    table.footer = "best checkpoint per run: lowest " + columns[*table.best_key].header + "\n";
   }
+  return table;
+}
+
+std::string render_report(const RunStore& store, const ReportOptions& options) {
+  const auto table = make_report_table(store, options);
+  if (table.runs.empty() && options.format != ReportFormat::html) {
+    if (options.format == ReportFormat::json) return "[]\n";
+    if (options.format == ReportFormat::csv) return "";
+    return "no runs recorded in " + store.path() +
+           (options.sweep.empty() ? std::string() : " for sweep '" + options.sweep + "'") + "\n";
+  }
+  const auto& columns = table.columns;
+  const auto& rows = table.rows;
+  const auto& footer = table.footer;
   switch (options.format) {
     case ReportFormat::table:
       return render_table(columns, rows) + (footer.empty() ? "" : "\n" + footer);
@@ -420,6 +442,8 @@ std::string render_report(const RunStore& store, const ReportOptions& options) {
       return render_csv(columns, rows);
     case ReportFormat::json:
       return render_json(columns, rows);
+    case ReportFormat::html:
+      return render_html(table, store, options);
   }
   return {};
 }

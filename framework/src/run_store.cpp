@@ -679,6 +679,17 @@ std::vector<LossRecord> RunStore::losses(std::int64_t run_id) const {
   return out;
 }
 
+std::vector<std::pair<std::int64_t, LossRecord>> RunStore::sweep_losses(const std::string& sweep) const {
+  Statement s(*impl_,
+              "SELECT l.run_id, l.step, l.epoch, l.loss FROM losses l JOIN runs r ON r.id = l.run_id"
+              " JOIN sweeps w ON w.id = r.sweep_id WHERE ?1 = '' OR w.name = ?1"
+              " ORDER BY l.run_id, l.step");
+  s.bind(1, sweep);
+  std::vector<std::pair<std::int64_t, LossRecord>> out;
+  while (s.step()) out.push_back({s.integer(0), {s.integer(1), s.integer(2), s.real(3)}});
+  return out;
+}
+
 void RunStore::add_metric(const MetricRecord& metric) {
   Statement s(
       *impl_,
@@ -728,6 +739,17 @@ std::vector<ArtifactRecord> RunStore::artifacts(std::int64_t checkpoint_id) cons
               "SELECT checkpoint_id, sampler, kind, path FROM artifacts WHERE checkpoint_id = ?1 "
               "ORDER BY id");
   s.bind(1, checkpoint_id);
+  std::vector<ArtifactRecord> out;
+  while (s.step()) out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3)});
+  return out;
+}
+
+std::vector<ArtifactRecord> RunStore::sweep_artifacts(const std::string& sweep) const {
+  Statement s(*impl_,
+              "SELECT a.checkpoint_id, a.sampler, a.kind, a.path FROM artifacts a"
+              " JOIN checkpoints c ON c.id = a.checkpoint_id JOIN runs r ON r.id = c.run_id"
+              " JOIN sweeps w ON w.id = r.sweep_id WHERE ?1 = '' OR w.name = ?1 ORDER BY a.id");
+  s.bind(1, sweep);
   std::vector<ArtifactRecord> out;
   while (s.step()) out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3)});
   return out;

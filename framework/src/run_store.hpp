@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace difflab {
@@ -134,6 +135,8 @@ class RunStore {
   /// Inserts or replaces losses keyed by (run_id, step).
   void add_losses(std::int64_t run_id, const std::vector<LossRecord>& losses);
   std::vector<LossRecord> losses(std::int64_t run_id) const;  // by step
+  /// (run id, loss) of a sweep's runs (every sweep's when `sweep` is empty), by run id then step.
+  std::vector<std::pair<std::int64_t, LossRecord>> sweep_losses(const std::string& sweep = "") const;
 
   /// Inserts or replaces the value keyed by (checkpoint, sampler, metric, variant).
   void add_metric(const MetricRecord& metric);
@@ -143,6 +146,8 @@ class RunStore {
 
   void add_artifact(const ArtifactRecord& artifact);
   std::vector<ArtifactRecord> artifacts(std::int64_t checkpoint_id) const;
+  /// Artifacts of a sweep's checkpoints (every sweep's when `sweep` is empty), as recorded.
+  std::vector<ArtifactRecord> sweep_artifacts(const std::string& sweep = "") const;
 
   /// Bulk reads for reports (one query each, whatever the store's size).
   /// Checkpoints of a sweep's runs (every sweep's when `sweep` is empty), by run id then step.
