@@ -8,7 +8,7 @@ packages=(
   libsqlite3-dev sqlite3 libspdlog-dev nlohmann-json3-dev catch2 libpng-dev libgif-dev zlib1g-dev
   libopenblas0-openmp dataset-fashion-mnist
   munge slurmctld slurmd slurm-client  # the local Slurm cluster of the slurm_sweep test
-  chromium  # the HTML report's browser test (headless)
+  chromium fonts-dejavu-core  # the HTML report's browser test (headless), with a font for its text
 )
 # npm fetches the HTML report's chart bundles when building; a nodesource nodejs brings its own
 # npm and conflicts with Debian's package, so that is only installed when npm is missing.
