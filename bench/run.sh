@@ -7,7 +7,8 @@
 #      checkpoints, samplers and metrics)
 #   4. the runner's overhead: a training-only `runner sweep` against the bare training loop
 # Prints each figure and the ratio difflab/python, and writes bench/results/<device>-<date>.{json,md}.
-# Usage: bench/run.sh [--threads N] [--quick]   (build first: scripts/build.sh)
+# Usage: bench/run.sh [--threads N] [--batch-grid] [--quick]   (build first: scripts/build.sh)
+#   --batch-grid also times `runner sweep --batch-grid` (about a minute more)
 # Environment: BENCH_TRAIN_STEPS (60), BENCH_REPEATS (3), BENCH_SAMPLE_REPEATS (1),
 #   BENCH_OVERHEAD_EPOCHS (30),
 #   BENCH_SWEEP_SET (the --set overrides that shorten the sweep, applied to both sides),
@@ -18,23 +19,25 @@ build=${DIFFLAB_BUILD_DIR:-$root/build}
 python=${PYTHON:-/usr/bin/python3}
 threads=2
 quick=0
+batch_grid=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) threads=$2; shift 2 ;;
     --quick) quick=1; shift ;;
-    *) echo "usage: bench/run.sh [--threads N] [--quick]" >&2; exit 2 ;;
+    --batch-grid) batch_grid=1; shift ;;
+    *) echo "usage: bench/run.sh [--threads N] [--batch-grid] [--quick]" >&2; exit 2 ;;
   esac
 done
-train_steps=${BENCH_TRAIN_STEPS:-60}
+train_steps=${BENCH_TRAIN_STEPS:-40}
 repeats=${BENCH_REPEATS:-3}
 # 10k x 1000 steps of the 3x256 MLP takes ~2 min per side on 2 cores: one timed run after a
 # 20-step warm-up keeps the bench under 10 minutes (BENCH_SAMPLE_REPEATS=3 for a median).
 sample_repeats=${BENCH_SAMPLE_REPEATS:-1}
 samples=10000
-# The full sweep takes ~8 min per side here; 20 epochs (200 steps) per schedule and one
+# The full sweep takes ~8 min per side here; 10 epochs (100 steps) per schedule and one
 # checkpoint keep the bench under 10 minutes. The same overrides go to both sides.
-sweep_set=${BENCH_SWEEP_SET:-"train.epochs=20 train.checkpoint_every=20"}
-overhead_epochs=${BENCH_OVERHEAD_EPOCHS:-30}
+sweep_set=${BENCH_SWEEP_SET:-"train.epochs=10 train.checkpoint_every=10"}
+overhead_epochs=${BENCH_OVERHEAD_EPOCHS:-20}
 if [ "$quick" = 1 ]; then
   train_steps=20; repeats=1; sample_repeats=1; samples=1000; overhead_epochs=5
   sweep_set="train.epochs=2 train.checkpoint_every=2 evaluation.num_samples=200"
@@ -58,6 +61,7 @@ set_args=()
 for s in $sweep_set; do set_args+=(--set "$s"); done
 
 now() { date +%s.%N; }
+bench_start=$(now)
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 log "training steps/s (MLP 3x256, batch 1280, $train_steps steps x $repeats)"
@@ -79,12 +83,13 @@ start=$(now)
   "${set_args[@]}" -q
 echo "$start $(now)" > "$work/sweep-difflab.time"
 "$build/runner" report --db "$work/runs.sqlite" > "$work/sweep-difflab-report.txt"
-log "the same with --batch-grid (the four schedules trained as one batched model)"
-start=$(now)
-"$build/runner" sweep "$sweep_file" --threads "$threads" --db "$work/batched.sqlite" \
-  --out "$work/batched-runs" "${set_args[@]}" --batch-grid -q
-echo "$start $(now)" > "$work/sweep-batched.time"
-"$build/runner" report --db "$work/batched.sqlite" > "$work/sweep-batched-report.txt"
+if [ "$batch_grid" = 1 ]; then
+  log "the same with --batch-grid (the four schedules trained as one batched model)"
+  start=$(now)
+  "$build/runner" sweep "$sweep_file" --threads "$threads" --db "$work/batched.sqlite" \
+    --out "$work/batched-runs" "${set_args[@]}" --batch-grid -q
+  echo "$start $(now)" > "$work/sweep-batched.time"
+fi
 start=$(now)
 "$python" "$root/bench/python/schedule_sweep.py" "$sweep_file" --threads "$threads" \
   --out "$work/python-runs" "${set_args[@]}" > "$work/sweep-python-out.json"
@@ -107,5 +112,6 @@ start=$(now)
 echo "$start $(now)" > "$work/overhead-runner.time"
 
 mkdir -p "$root/bench/results"
+echo "$bench_start $(now)" > "$work/bench.time"
 "$python" "$root/bench/summarize.py" "$work" "$root/bench/results" --threads "$threads" \
   --sweep-set "$sweep_set" --quick "$quick" --build "$build"

@@ -114,6 +114,9 @@ def main():
                      f"({100 * overhead['fraction']:+.1f}%).")
     if sweep_p_out.get("w1_method", "scipy") != "scipy":
         lines.append(f"Python's exact W1 used {sweep_p_out['w1_method']} (no scipy here): {w1:.1f} s of its sweep.")
+    if os.path.exists(w("bench.time")):
+        result["bench_seconds"] = elapsed(w("bench.time"))
+        lines.append(f"The whole bench took {result['bench_seconds'] / 60:.1f} min.")
     report = "\n".join(lines)
     print(report)
     if a.quick == "1":
