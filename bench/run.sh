@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # difflab against PyTorch on the same workloads, device and threads, in one invocation:
 #   1. training steps/s of the 2D GMM study's model (MLP 3x256, time embedding 128, batch 1280, Adam)
-#   2. DDPM sampling of 10k points over 1000 steps with that model
+#   2. DDPM sampling of 10k points over 1000 steps with the sweep file's model
 #   3. experiments/schedule_sweep.yaml, whole wall time: `runner sweep` (and `runner sweep
 #      --batch-grid`) against bench/python/schedule_sweep.py (the same four schedules,
 #      checkpoints, samplers and metrics)
@@ -30,9 +30,11 @@ while [ $# -gt 0 ]; do
 done
 train_steps=${BENCH_TRAIN_STEPS:-40}
 repeats=${BENCH_REPEATS:-3}
-# 10k x 1000 steps of the 3x256 MLP takes ~2 min per side on 2 cores: one timed run after a
-# 20-step warm-up keeps the bench under 10 minutes (BENCH_SAMPLE_REPEATS=3 for a median).
+# Sampling uses the sweep file's model (3x128 here): 10k x 1000 steps of the 3x256 MLP take
+# 3 min per side on 2 cores, more than the bench's 10 minutes allow (BENCH_SAMPLE_HIDDEN=256
+# for it). One timed run after a 20-step warm-up (BENCH_SAMPLE_REPEATS=3 for a median).
 sample_repeats=${BENCH_SAMPLE_REPEATS:-1}
+sample_hidden=${BENCH_SAMPLE_HIDDEN:-}
 samples=10000
 # The full sweep takes ~8 min per side here; 10 epochs (100 steps) per schedule and one
 # checkpoint keep the bench under 10 minutes. The same overrides go to both sides.
@@ -70,11 +72,13 @@ log "training steps/s (MLP 3x256, batch 1280, $train_steps steps x $repeats)"
 "$python" "$root/bench/python/train_sample.py" train --threads "$threads" --hidden 256 --lr "$lr" \
   --steps "$train_steps" --repeats "$repeats" > "$work/train-python.json"
 
-log "sampling $samples points x 1000 DDPM steps (x $sample_repeats)"
-"$build/bench/difflab_bench" sample "$sweep_file" --threads "$threads" "${model_set[@]}" \
+sweep_hidden=$(grep -o 'hidden: *[0-9]*' "$sweep_file" | head -n 1 | sed 's/hidden: *//')
+sample_hidden=${sample_hidden:-$sweep_hidden}
+log "sampling $samples points x 1000 DDPM steps, MLP 3x$sample_hidden (x $sample_repeats)"
+"$build/bench/difflab_bench" sample "$sweep_file" --threads "$threads" --set "model.hidden=$sample_hidden" \
   --set 'evaluation.samplers=[{plugin: ddpm}]' --samples "$samples" --repeats "$sample_repeats" \
   > "$work/sample-difflab.json"
-"$python" "$root/bench/python/train_sample.py" sample --threads "$threads" --hidden 256 \
+"$python" "$root/bench/python/train_sample.py" sample --threads "$threads" --hidden "$sample_hidden" \
   --samples "$samples" --repeats "$sample_repeats" > "$work/sample-python.json"
 
 log "schedule_sweep.yaml with --set $sweep_set"

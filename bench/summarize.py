@@ -57,7 +57,7 @@ def main():
     rows = [
         ("training steps/s (MLP 3x256, batch 1280, Adam)", train_d["steps_per_s"], train_p["steps_per_s"],
          train_d["steps_per_s"] / train_p["steps_per_s"], "higher is better"),
-        (f"sampling {sample_d['samples']} x {sample_d['timesteps']} DDPM steps (s)", sample_d["seconds_median"],
+        (f"sampling {sample_d['samples']} x {sample_d['timesteps']} DDPM steps, {sample_d['model']} (s)", sample_d["seconds_median"],
          sample_p["seconds_median"], sample_p["seconds_median"] / sample_d["seconds_median"], "speed-up"),
         ("schedule_sweep.yaml wall time (s)", sweep_d, sweep_p, sweep_p / sweep_d, "speed-up"),
     ]
