@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # difflab against PyTorch on the same workloads, device and threads, in one invocation:
 #   1. training steps/s of the 2D GMM study's model (MLP 3x256, time embedding 128, batch 1280, Adam)
-#   2. DDPM sampling of 10k points over 1000 steps with that model
+#   2. DDPM sampling of 10k points over 1000 steps with the sweep file's model
 #   3. experiments/schedule_sweep.yaml, whole wall time: `runner sweep` (and `runner sweep
 #      --batch-grid`) against bench/python/schedule_sweep.py (the same four schedules,
 #      checkpoints, samplers and metrics)
 #   4. the runner's overhead: a training-only `runner sweep` against the bare training loop
 # Prints each figure and the ratio difflab/python, and writes bench/results/<device>-<date>.{json,md}.
-# Usage: bench/run.sh [--threads N] [--quick]   (build first: scripts/build.sh)
+# Usage: bench/run.sh [--threads N] [--batch-grid] [--quick]   (build first: scripts/build.sh)
+#   --batch-grid also times `runner sweep --batch-grid` (about a minute more)
 # Environment: BENCH_TRAIN_STEPS (60), BENCH_REPEATS (3), BENCH_SAMPLE_REPEATS (1),
 #   BENCH_OVERHEAD_EPOCHS (30),
 #   BENCH_SWEEP_SET (the --set overrides that shorten the sweep, applied to both sides),
@@ -18,23 +19,27 @@ build=${DIFFLAB_BUILD_DIR:-$root/build}
 python=${PYTHON:-/usr/bin/python3}
 threads=2
 quick=0
+batch_grid=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) threads=$2; shift 2 ;;
     --quick) quick=1; shift ;;
-    *) echo "usage: bench/run.sh [--threads N] [--quick]" >&2; exit 2 ;;
+    --batch-grid) batch_grid=1; shift ;;
+    *) echo "usage: bench/run.sh [--threads N] [--batch-grid] [--quick]" >&2; exit 2 ;;
   esac
 done
-train_steps=${BENCH_TRAIN_STEPS:-60}
+train_steps=${BENCH_TRAIN_STEPS:-40}
 repeats=${BENCH_REPEATS:-3}
-# 10k x 1000 steps of the 3x256 MLP takes ~2 min per side on 2 cores: one timed run after a
-# 20-step warm-up keeps the bench under 10 minutes (BENCH_SAMPLE_REPEATS=3 for a median).
+# Sampling uses the sweep file's model (3x128 here): 10k x 1000 steps of the 3x256 MLP take
+# 3 min per side on 2 cores, more than the bench's 10 minutes allow (BENCH_SAMPLE_HIDDEN=256
+# for it). One timed run after a 20-step warm-up (BENCH_SAMPLE_REPEATS=3 for a median).
 sample_repeats=${BENCH_SAMPLE_REPEATS:-1}
+sample_hidden=${BENCH_SAMPLE_HIDDEN:-}
 samples=10000
-# The full sweep takes ~8 min per side here; 20 epochs (200 steps) per schedule and one
+# The full sweep takes ~8 min per side here; 10 epochs (100 steps) per schedule and one
 # checkpoint keep the bench under 10 minutes. The same overrides go to both sides.
-sweep_set=${BENCH_SWEEP_SET:-"train.epochs=20 train.checkpoint_every=20"}
-overhead_epochs=${BENCH_OVERHEAD_EPOCHS:-30}
+sweep_set=${BENCH_SWEEP_SET:-"train.epochs=10 train.checkpoint_every=10"}
+overhead_epochs=${BENCH_OVERHEAD_EPOCHS:-20}
 if [ "$quick" = 1 ]; then
   train_steps=20; repeats=1; sample_repeats=1; samples=1000; overhead_epochs=5
   sweep_set="train.epochs=2 train.checkpoint_every=2 evaluation.num_samples=200"
@@ -58,6 +63,7 @@ set_args=()
 for s in $sweep_set; do set_args+=(--set "$s"); done
 
 now() { date +%s.%N; }
+bench_start=$(now)
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 log "training steps/s (MLP 3x256, batch 1280, $train_steps steps x $repeats)"
@@ -66,11 +72,13 @@ log "training steps/s (MLP 3x256, batch 1280, $train_steps steps x $repeats)"
 "$python" "$root/bench/python/train_sample.py" train --threads "$threads" --hidden 256 --lr "$lr" \
   --steps "$train_steps" --repeats "$repeats" > "$work/train-python.json"
 
-log "sampling $samples points x 1000 DDPM steps (x $sample_repeats)"
-"$build/bench/difflab_bench" sample "$sweep_file" --threads "$threads" "${model_set[@]}" \
+sweep_hidden=$(grep -o 'hidden: *[0-9]*' "$sweep_file" | head -n 1 | sed 's/hidden: *//')
+sample_hidden=${sample_hidden:-$sweep_hidden}
+log "sampling $samples points x 1000 DDPM steps, MLP 3x$sample_hidden (x $sample_repeats)"
+"$build/bench/difflab_bench" sample "$sweep_file" --threads "$threads" --set "model.hidden=$sample_hidden" \
   --set 'evaluation.samplers=[{plugin: ddpm}]' --samples "$samples" --repeats "$sample_repeats" \
   > "$work/sample-difflab.json"
-"$python" "$root/bench/python/train_sample.py" sample --threads "$threads" --hidden 256 \
+"$python" "$root/bench/python/train_sample.py" sample --threads "$threads" --hidden "$sample_hidden" \
   --samples "$samples" --repeats "$sample_repeats" > "$work/sample-python.json"
 
 log "schedule_sweep.yaml with --set $sweep_set"
@@ -79,12 +87,13 @@ start=$(now)
   "${set_args[@]}" -q
 echo "$start $(now)" > "$work/sweep-difflab.time"
 "$build/runner" report --db "$work/runs.sqlite" > "$work/sweep-difflab-report.txt"
-log "the same with --batch-grid (the four schedules trained as one batched model)"
-start=$(now)
-"$build/runner" sweep "$sweep_file" --threads "$threads" --db "$work/batched.sqlite" \
-  --out "$work/batched-runs" "${set_args[@]}" --batch-grid -q
-echo "$start $(now)" > "$work/sweep-batched.time"
-"$build/runner" report --db "$work/batched.sqlite" > "$work/sweep-batched-report.txt"
+if [ "$batch_grid" = 1 ]; then
+  log "the same with --batch-grid (the four schedules trained as one batched model)"
+  start=$(now)
+  "$build/runner" sweep "$sweep_file" --threads "$threads" --db "$work/batched.sqlite" \
+    --out "$work/batched-runs" "${set_args[@]}" --batch-grid -q
+  echo "$start $(now)" > "$work/sweep-batched.time"
+fi
 start=$(now)
 "$python" "$root/bench/python/schedule_sweep.py" "$sweep_file" --threads "$threads" \
   --out "$work/python-runs" "${set_args[@]}" > "$work/sweep-python-out.json"
@@ -107,5 +116,6 @@ start=$(now)
 echo "$start $(now)" > "$work/overhead-runner.time"
 
 mkdir -p "$root/bench/results"
+echo "$bench_start $(now)" > "$work/bench.time"
 "$python" "$root/bench/summarize.py" "$work" "$root/bench/results" --threads "$threads" \
   --sweep-set "$sweep_set" --quick "$quick" --build "$build"

@@ -57,7 +57,7 @@ def main():
     rows = [
         ("training steps/s (MLP 3x256, batch 1280, Adam)", train_d["steps_per_s"], train_p["steps_per_s"],
          train_d["steps_per_s"] / train_p["steps_per_s"], "higher is better"),
-        (f"sampling {sample_d['samples']} x {sample_d['timesteps']} DDPM steps (s)", sample_d["seconds_median"],
+        (f"sampling {sample_d['samples']} x {sample_d['timesteps']} DDPM steps, {sample_d['model']} (s)", sample_d["seconds_median"],
          sample_p["seconds_median"], sample_p["seconds_median"] / sample_d["seconds_median"], "speed-up"),
         ("schedule_sweep.yaml wall time (s)", sweep_d, sweep_p, sweep_p / sweep_d, "speed-up"),
     ]
@@ -114,6 +114,9 @@ def main():
                      f"({100 * overhead['fraction']:+.1f}%).")
     if sweep_p_out.get("w1_method", "scipy") != "scipy":
         lines.append(f"Python's exact W1 used {sweep_p_out['w1_method']} (no scipy here): {w1:.1f} s of its sweep.")
+    if os.path.exists(w("bench.time")):
+        result["bench_seconds"] = elapsed(w("bench.time"))
+        lines.append(f"The whole bench took {result['bench_seconds'] / 60:.1f} min.")
     report = "\n".join(lines)
     print(report)
     if a.quick == "1":
