@@ -37,6 +37,17 @@ std::size_t columns(const std::string& text) {
   }));
 }
 
+// The first `cols` columns of `text`.
+std::string cut(const std::string& text, std::size_t cols) {
+  std::string out;
+  std::size_t n = 0;
+  for (char c : text) {
+    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80 && ++n > cols) break;
+    out += c;
+  }
+  return out;
+}
+
 std::string cursor_up(int lines) {
   return lines > 0 ? fmt::format("\x1b[{}A", lines) : "";
 }
@@ -524,36 +535,42 @@ std::string SweepProgress::sweep_text(double t) const {
   return s;
 }
 
-std::string SweepProgress::fit(const std::string& line) const {
+std::size_t SweepProgress::usable_columns() const {
   int width = options_.width;
   if (width <= 0) {  // asked at each drawing: the window may have been resized
     winsize size{};
     width = ::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0 ? size.ws_col : 80;
   }
-  if (width <= 1 || columns(line) < static_cast<std::size_t>(width)) return line;
-  // Cut at width - 1 columns: a line that fills the last column wraps on some terminals.
-  std::string out;
-  std::size_t cols = 0;
-  for (char c : line) {
-    const bool starts = (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-    if (starts && ++cols > static_cast<std::size_t>(width - 1)) break;
-    out += c;
+  // One less: a line that fills the last column wraps on some terminals.
+  return static_cast<std::size_t>(std::max(width - 1, 1));
+}
+
+std::string SweepProgress::bar_text(const RunState& run, double t, std::size_t cols) const {
+  const auto line = run_text(run, t);
+  if (columns(line) <= cols) return line;
+  // Shorten the label first: the numbers at the end matter more.
+  const auto rest = line.substr(run_head(run).size());
+  const auto bare = fmt::format("run {} []", run.index);
+  const auto need = columns(rest) + bare.size() + 1;  // 1: the ellipsis
+  if (!run.label.empty() && cols >= need + 4) {
+    return fmt::format("run {} [{}\u2026]", run.index, cut(run.label, cols - need)) + rest;
   }
-  return out;
+  return cut(line, cols);
 }
 
 void SweepProgress::redraw(double t, bool force) {
   if (options_.mode != ProgressMode::bars || finished_) return;
   if (!force && t - last_draw_ < options_.redraw) return;
   if (drawn_ == 0 && running_.empty() && sweep_.empty()) return;  // nothing to show yet
+  const auto cols = usable_columns();
   std::string s = cursor_up(drawn_);
   int lines = 0;
   for (const auto& [index, run] : running_) {
-    s += "\x1b[2K" + fit(run_text(run, t)) + "\n";
+    s += "\x1b[2K" + bar_text(run, t, cols) + "\n";
     ++lines;
   }
   if (!sweep_.empty()) {
-    s += "\x1b[2K" + fit(sweep_text(t)) + "\n";
+    s += "\x1b[2K" + cut(sweep_text(t), cols) + "\n";
     ++lines;
   }
   s += clear_lines(drawn_ - lines);  // those left over from a longer drawing

@@ -134,7 +134,8 @@ class SweepProgress final : public ProgressSink {
   std::string run_text(const RunState& run, double t) const;
   std::string sweep_text(double t) const;
   double run_eta(const RunState& run, double t) const;  // < 0: unknown
-  std::string fit(const std::string& line) const;
+  std::size_t usable_columns() const;                   // of the terminal, less the last
+  std::string bar_text(const RunState& run, double t, std::size_t cols) const;  // fits in cols
   void redraw(double t, bool force);
   void erase();
   void periodic(double t, std::vector<std::string>& lines);

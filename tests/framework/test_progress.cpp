@@ -91,6 +91,22 @@ TEST_CASE("a run's bar shows its epoch, fill, percent, loss, training steps/s an
   // while the ETA counts it: 1000 steps took 7 s of wall time.
   CHECK(progress.run_line(3) == "run 3 [schedule=cosine seed=1] epoch 10/20 |" + bar_of(10) +
                                     "| 50% loss 0.03 200 steps/s ETA 0:07");
+  // Too wide for the terminal: the label gives way to the numbers, then the line is cut.
+  for (const int width : {90, 40}) {
+    FakeClock own;
+    std::ostringstream narrow_out;
+    SweepProgress narrow(options_for(ProgressMode::bars, own, width), narrow_out);
+    narrow.report(ProgressEvent::started(3, "schedule=cosine seed=1", 2000, 20));
+    own.now = 5;
+    narrow.report(ProgressEvent::stepped(3, 10, 1000, 0.03));
+    std::istringstream drawn(narrow_out.str());
+    std::string first, second;
+    std::getline(drawn, first);
+    std::getline(drawn, second);
+    CHECK(second == (width == 90 ? "\x1b[1A\x1b[2Krun 3 [schedule=c\u2026] epoch 10/20 |" +
+                                       bar_of(10) + "| 50% loss 0.03 200 steps/s ETA 0:05"
+                                 : "\x1b[1A\x1b[2Krun 3 [schedule=cosine seed=1] epoch 10"));
+  }
   // A resumed run counts its rate and ETA from where it resumed.
   progress.report(ProgressEvent::started(4, "", 1000, 10, 500));
   clock.now = 12;
