@@ -60,7 +60,9 @@ Outcome outcome(RunStore& store, std::int64_t run_id) {
   o.losses = store.losses(run_id);
   for (const auto& c : store.checkpoints(run_id)) {
     for (const auto& m : store.metrics(c.id)) o.values.push_back(m.value);
-    for (const auto& a : store.artifacts(c.id)) o.final_samples = read_npy(a.path);
+    for (const auto& a : store.artifacts(c.id)) {
+      if (a.kind == "samples_npy") o.final_samples = read_npy(a.path);
+    }
   }
   return o;
 }

@@ -140,7 +140,7 @@ TEST_CASE("image samples get a PNG grid and a progression strip per checkpoint a
   SECTION("RGB") { check_pictures("pictures_rgb", 3); }
 }
 
-TEST_CASE("2-D point samples get no pictures", "[engine][images]") {
+TEST_CASE("2-D point samples get a scatter and a reverse-process GIF, no image grids", "[engine][images]") {
   const auto dir = test::temp_dir("pictures-points");
   const auto file = dir / "points.yaml";
   std::ofstream(file) << R"(name: points
@@ -163,9 +163,15 @@ evaluation:
   const auto checkpoints = store.checkpoints(store.runs("points").at(0).id);
   REQUIRE(checkpoints.size() == 1);
   const auto artifacts = store.artifacts(checkpoints[0].id);
-  REQUIRE(artifacts.size() == 1);
-  CHECK(artifacts[0].kind == "samples_npy");
-  for (const auto& e : fs::recursive_directory_iterator(dir / "runs")) {
-    CHECK(e.path().extension() != ".png");
+  std::vector<std::string> kinds;
+  for (const auto& a : artifacts) {
+    kinds.push_back(a.kind);
+    CHECK(fs::is_regular_file(a.path));
+  }
+  CHECK(kinds == std::vector<std::string>{"samples_npy", "scatter_png", "reverse_gif"});
+  for (const auto& e : fs::recursive_directory_iterator(dir / "runs")) {  // grids are for images
+    const auto name = e.path().filename().string();
+    CHECK((name.rfind("samples-", 0) != 0 || e.path().extension() == ".npy"));
+    CHECK(name.rfind("progression-", 0) != 0);
   }
 }
