@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job: set up, build, run the four-schedule 2D GMM study, then print its report.
+# The main job: set up, build, run the four-schedule 2D GMM study, then print its report and
+# write it as report.html.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -9,4 +10,7 @@ cd "$root"
 status=0
 "$build/runner" sweep experiments/schedule_sweep.yaml --db runs.sqlite --out runs "$@" || status=$?
 "$build/runner" report --db runs.sqlite --sweep schedule_sweep
+# The same comparison as one offline page: charts, sample scatters and reverse-process GIFs.
+"$build/runner" report --db runs.sqlite --sweep schedule_sweep --format html --output report.html
+echo "report.html: open it in a browser (no server needed)"
 exit $status
