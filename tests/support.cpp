@@ -4,7 +4,11 @@
 
 #include <array>
 #include <cstdio>
+#include <iomanip>
 #include <random>
+#include <sstream>
+
+#include "run_store.hpp"
 
 namespace difflab::test {
 
@@ -37,6 +41,33 @@ int run_command(const std::string& command, std::string* output) {
   const int status = pclose(pipe);
   if (output) *output = text;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::vector<std::string> recorded_rows(const std::filesystem::path& db) {
+  namespace fs = std::filesystem;
+  const auto exact = [](double v) {
+    std::ostringstream out;
+    out << std::setprecision(17) << v;
+    return out.str();
+  };
+  const RunStore store(db.string(), RunStore::Access::read_only);
+  std::vector<std::string> rows;
+  for (const auto& run : store.runs()) {
+    const auto& h = run.config_hash;
+    rows.push_back("run " + h + " " + std::to_string(run.grid_index) + " " + run_status_name(run.status));
+    for (const auto& l : store.losses(run.id)) rows.push_back("loss " + h + " " + std::to_string(l.step) + " " + exact(l.loss));
+    for (const auto& c : store.checkpoints(run.id)) {
+      const auto at = h + " " + std::to_string(c.step);
+      rows.push_back("checkpoint " + at + " " + std::to_string(c.epoch) + " " + fs::path(c.file).filename().string());
+      for (const auto& m : store.metrics(c.id)) {
+        rows.push_back("metric " + at + " " + m.sampler + " " + m.metric + " " + m.variant + " " + exact(m.value));
+      }
+      for (const auto& a : store.artifacts(c.id)) {
+        rows.push_back("artifact " + at + " " + a.sampler + " " + a.kind + " " + fs::path(a.path).filename().string());
+      }
+    }
+  }
+  return rows;
 }
 
 }  // namespace difflab::test

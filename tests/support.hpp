@@ -2,6 +2,7 @@
 // Shared test set-up: the real built plugins, temporary folders, the runner binary.
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -31,5 +32,10 @@ class SingleThread {
 
 /// Runs a shell command, returns its exit status and captures stdout+stderr in `output`.
 int run_command(const std::string& command, std::string* output = nullptr);
+
+/// Everything a store holds that must not depend on how its runs were launched (ids, times and
+/// folders aside), one line per row: runs, losses, checkpoints, metrics to 17 digits, artifacts
+/// with their file names.
+std::vector<std::string> recorded_rows(const std::filesystem::path& db);
 
 }  // namespace difflab::test

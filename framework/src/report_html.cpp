@@ -110,15 +110,6 @@ fs::path runner_folder() {
   return ec ? fs::path() : exe.parent_path();
 }
 
-std::string utc_now() {
-  const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M UTC", &tm);
-  return text;
-}
-
 // "#3 cosine_beta, 0.001": the grid index and the axis values, as legends and captions say.
 std::string run_label(const RunRecord& run, bool with_sweep, const std::string& sweep) {
   std::string label = (with_sweep ? sweep + " " : std::string()) + "#" + std::to_string(run.grid_index);
@@ -453,7 +444,7 @@ std::string render_html(const ReportTable& table, const RunStore& store,
   html += "<script>" + std::string(kErrorCatcher) + "</script>\n" + bundles + "</head>\n<body>\n";
   html += "<header><h1>difflab report" +
           (sweeps_text.empty() ? std::string() : ": " + escape_html(sweeps_text)) + "</h1>\n";
-  html += "<div class=\"meta\">" + escape_html(store.path()) + " &middot; written " + utc_now() +
+  html += "<div class=\"meta\">" + escape_html(store.path()) + " &middot; written " + utc_now("%Y-%m-%d %H:%M UTC") +
           " &middot; checkpoint shown: " +
           (options.checkpoint == CheckpointChoice::final  ? "final"
            : options.checkpoint == CheckpointChoice::best ? "best"

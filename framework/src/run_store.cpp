@@ -104,15 +104,6 @@ constexpr const char* kRunColumns =
     "r.seed, r.device, r.status, r.reason, r.started_at, r.finished_at, r.train_seconds, "
     "r.eval_seconds, r.framework_version, r.plugin_versions_json, r.pid";
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
-
 }  // namespace
 
 const char* run_status_name(RunStatus status) {
@@ -777,6 +768,15 @@ std::vector<MetricRecord> RunStore::sweep_metrics(const std::string& sweep) cons
   std::vector<MetricRecord> out;
   while (s.step()) out.push_back(read_metric(s));
   return out;
+}
+
+std::string utc_now(const char* format) {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[64];
+  std::strftime(text, sizeof text, format, &tm);
+  return text;
 }
 
 }  // namespace difflab

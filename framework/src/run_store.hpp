@@ -10,6 +10,9 @@
 
 namespace difflab {
 
+/// The time now in UTC, as strftime `format` writes it; the default is how the store records times.
+std::string utc_now(const char* format = "%Y-%m-%dT%H:%M:%SZ");
+
 enum class RunStatus { pending, running, done, failed };
 const char* run_status_name(RunStatus status);
 RunStatus parse_run_status(const std::string& name);

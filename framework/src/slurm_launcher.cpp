@@ -40,15 +40,6 @@ std::string first_line(const std::string& text) {
   return line;
 }
 
-std::string utc_stamp() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
-
 std::string batch_script(const SlurmLaunchOptions& o, const SweepGrid& grid, const fs::path& sweep_copy,
                          const fs::path& slurm_dir, int threads) {
   const auto& s = o.settings;
@@ -179,7 +170,7 @@ SweepSummary run_sweep_slurm(SweepGrid grid, RunStore& store, const Registry& re
                      " (is Slurm reachable from here? sinfo says)");
   }
   const auto job = first_line(output).substr(0, first_line(output).find(';'));
-  std::ofstream(slurm_dir / "jobs.txt", std::ios::app) << job << " " << spec << " " << utc_stamp() << "\n";
+  std::ofstream(slurm_dir / "jobs.txt", std::ios::app) << job << " " << spec << " " << utc_now() << "\n";
   spdlog::info("{}: submitted Slurm job array {} ({} task{}: {}); logs {}/logs/{}_<index>.log", grid.name, job,
                runs.size(), runs.size() == 1 ? "" : "s", spec, slurm_dir.string(), job);
   if (!options.settings.wait) {

@@ -30,35 +30,6 @@ std::string sweep_command(const fs::path& dir, const std::string& extra) {
          (dir / "runs").string() + " " + extra;
 }
 
-std::string exact(double v) {
-  std::ostringstream out;
-  out << std::setprecision(17) << v;
-  return out.str();
-}
-
-// Everything a store holds that must not depend on how the runs were launched (ids, times and
-// absolute paths aside), one line per row.
-std::vector<std::string> recorded(const fs::path& db) {
-  RunStore store(db.string(), RunStore::Access::read_only);
-  std::vector<std::string> rows;
-  for (const auto& run : store.runs()) {
-    const auto& h = run.config_hash;
-    rows.push_back("run " + h + " " + std::to_string(run.grid_index) + " " + run_status_name(run.status));
-    for (const auto& l : store.losses(run.id)) rows.push_back("loss " + h + " " + std::to_string(l.step) + " " + exact(l.loss));
-    for (const auto& c : store.checkpoints(run.id)) {
-      const auto at = h + " " + std::to_string(c.step);
-      rows.push_back("checkpoint " + at + " " + std::to_string(c.epoch) + " " + fs::path(c.file).filename().string());
-      for (const auto& m : store.metrics(c.id)) {
-        rows.push_back("metric " + at + " " + m.sampler + " " + m.metric + " " + m.variant + " " + exact(m.value));
-      }
-      for (const auto& a : store.artifacts(c.id)) {
-        rows.push_back("artifact " + at + " " + a.sampler + " " + a.kind + " " + fs::path(a.path).filename().string());
-      }
-    }
-  }
-  return rows;
-}
-
 std::size_t count(const std::vector<std::string>& rows, const std::string& kind) {
   return static_cast<std::size_t>(
       std::count_if(rows.begin(), rows.end(), [&](const std::string& r) { return r.rfind(kind + " ", 0) == 0; }));
@@ -139,7 +110,7 @@ TEST_CASE("merging shards is idempotent and never downgrades a done run", "[para
   auto merged = merge_shards({dir / "done.sqlite"}, main_store);
   CHECK(merged.runs == 1);
   CHECK(merged.finished == 1);
-  const auto once = recorded(main_db);
+  const auto once = test::recorded_rows(main_db);
   CHECK(count(once, "run") == 1);
   CHECK(count(once, "loss") == 2);
   CHECK(count(once, "checkpoint") == 1);
@@ -153,11 +124,11 @@ TEST_CASE("merging shards is idempotent and never downgrades a done run", "[para
 
   merged = merge_shards({dir / "done.sqlite"}, main_store);  // again: nothing new
   CHECK(merged.finished == 0);
-  CHECK(recorded(main_db) == once);
+  CHECK(test::recorded_rows(main_db) == once);
 
   merged = merge_shards({dir / "failed.sqlite"}, main_store);  // a failed try of a done run
   CHECK(merged.kept == 1);
-  CHECK(recorded(main_db) == once);
+  CHECK(test::recorded_rows(main_db) == once);
   CHECK(main_store.runs("s").at(0).status == RunStatus::done);
 
   // A failed run in the main store becomes done when a shard finished it.
@@ -231,10 +202,10 @@ TEST_CASE("a sweep with --jobs 2 records exactly what --jobs 1 does, one shard a
             << serial_s << " s, --jobs 2 --threads 2 (1 per run) " << parallel_s << " s\n";
   CHECK_THAT(out, Catch::Contains("run 3 [schedule.plugin=exponential] started on cpu"));
   CHECK_THAT(out, Catch::Contains("4 done, 0 running, 0 failed"));
-  const auto reference = recorded(serial / "runs.sqlite");
+  const auto reference = test::recorded_rows(serial / "runs.sqlite");
   REQUIRE(count(reference, "run") == 4);
   REQUIRE(count(reference, "checkpoint") == 20);
-  CHECK(recorded(parallel / "runs.sqlite") == reference);
+  CHECK(test::recorded_rows(parallel / "runs.sqlite") == reference);
   {
     RunStore store((parallel / "runs.sqlite").string(), RunStore::Access::read_only);
     for (const auto& run : store.runs()) CHECK(run.device == "cpu");
@@ -251,10 +222,10 @@ TEST_CASE("a sweep with --jobs 2 records exactly what --jobs 1 does, one shard a
   // Merging the shards once more adds nothing; a re-run has nothing left to do.
   CHECK(test::run_command(test::runner_path() + " merge -q --db " + (parallel / "runs.sqlite").string() + " " +
                           (parallel / "runs").string()) == 0);
-  CHECK(recorded(parallel / "runs.sqlite") == reference);
+  CHECK(test::recorded_rows(parallel / "runs.sqlite") == reference);
   timed(sweep_command(parallel, "--jobs 2 --threads 2"), 0, &out);
   CHECK_THAT(out, Catch::Contains("4 of 4 runs done (4 already before)"));
-  CHECK(recorded(parallel / "runs.sqlite") == reference);
+  CHECK(test::recorded_rows(parallel / "runs.sqlite") == reference);
 }
 
 TEST_CASE("a child killed by a signal fails only its run, naming its log, and --retry-failed resumes it",
@@ -263,7 +234,7 @@ TEST_CASE("a child killed by a signal fails only its run, naming its log, and --
   const auto reference_dir = root / "reference", dir = root / "crashed";
   const std::string two = "--threads 2 --set 'sweep.schedule.plugin=[linear, cosine_beta, quadratic]'";
   timed(sweep_command(reference_dir, "--threads 1 -q --set 'sweep.schedule.plugin=[linear, cosine_beta, quadratic]'"), 0);
-  const auto reference = recorded(reference_dir / "runs.sqlite");
+  const auto reference = test::recorded_rows(reference_dir / "runs.sqlite");
   std::string out;
   // Run 1 kills itself at its 13th optimizer step: after its first checkpoint (step 8), mid-epoch 4.
   timed("DIFFLAB_CRASH_AT=train-step:13@1 " + sweep_command(dir, "--jobs 2 " + two), 1, &out);
@@ -281,7 +252,7 @@ TEST_CASE("a child killed by a signal fails only its run, naming its log, and --
   timed(sweep_command(dir, "--jobs 2 " + two), 1, &out);  // failed runs stay failed without the flag
   CHECK_THAT(out, Catch::Contains("use --retry-failed"));
   timed(sweep_command(dir, "--jobs 2 --retry-failed " + two), 0, &out);
-  CHECK(recorded(dir / "runs.sqlite") == reference);
+  CHECK(test::recorded_rows(dir / "runs.sqlite") == reference);
 }
 
 TEST_CASE("parallel sweep flags are checked", "[parallel][cli]") {

@@ -26,31 +26,6 @@ std::string sweep(const fs::path& dir, const std::string& extra) {
          (dir / "runs").string() + kShort + extra;
 }
 
-std::string exact(double v) {
-  std::ostringstream out;
-  out << std::setprecision(17) << v;
-  return out.str();
-}
-
-std::vector<std::string> recorded(const fs::path& db) {
-  RunStore store(db.string(), RunStore::Access::read_only);
-  std::vector<std::string> rows;
-  for (const auto& run : store.runs()) {
-    const auto& h = run.config_hash;
-    rows.push_back("run " + h + " " + std::to_string(run.grid_index) + " " + run_status_name(run.status));
-    for (const auto& l : store.losses(run.id)) rows.push_back("loss " + h + " " + std::to_string(l.step) + " " + exact(l.loss));
-    for (const auto& c : store.checkpoints(run.id)) {
-      const auto at = h + " " + std::to_string(c.step);
-      rows.push_back("checkpoint " + at + " " + std::to_string(c.epoch));
-      for (const auto& m : store.metrics(c.id)) {
-        rows.push_back("metric " + at + " " + m.sampler + " " + m.metric + " " + m.variant + " " + exact(m.value));
-      }
-      for (const auto& a : store.artifacts(c.id)) rows.push_back("artifact " + at + " " + a.sampler + " " + a.kind);
-    }
-  }
-  return rows;
-}
-
 std::vector<std::string> lines(const fs::path& file) {
   std::ifstream in(file);
   std::vector<std::string> out;
@@ -72,7 +47,7 @@ TEST_CASE("a sweep as a Slurm job array: a failed task resubmitted alone, merged
   const auto local = root / "local", cluster = root / "cluster";
   std::string out;
   REQUIRE(test::run_command(sweep(local, "-q"), &out) == 0);
-  const auto reference = recorded(local / "runs.sqlite");
+  const auto reference = test::recorded_rows(local / "runs.sqlite");
   REQUIRE(reference.size() > 4);
 
   // Task 2 kills itself at its 9th optimizer step, after its first checkpoint (step 8).
@@ -97,10 +72,10 @@ TEST_CASE("a sweep as a Slurm job array: a failed task resubmitted alone, merged
   CHECK_THAT(out, Catch::Contains("run 2 failed"));
 
   // Merging the shards again adds nothing.
-  const auto before = recorded(cluster / "runs.sqlite");
+  const auto before = test::recorded_rows(cluster / "runs.sqlite");
   REQUIRE(test::run_command(test::runner_path() + " merge -q --db " + (cluster / "runs.sqlite").string() + " " +
                                 (cluster / "runs" / "tiny_schedule_sweep" / "shards").string(), &out) == 0);
-  CHECK(recorded(cluster / "runs.sqlite") == before);
+  CHECK(test::recorded_rows(cluster / "runs.sqlite") == before);
 
   // Resubmitting runs only the failed task, which resumes from its checkpoint.
   const int second = test::run_command(sweep(cluster, "--launcher slurm --wait --retry-failed"), &out);
@@ -118,7 +93,7 @@ TEST_CASE("a sweep as a Slurm job array: a failed task resubmitted alone, merged
     }
   }
   CHECK(logs_of_job2 == 1);
-  CHECK(recorded(cluster / "runs.sqlite") == reference);
+  CHECK(test::recorded_rows(cluster / "runs.sqlite") == reference);
 
   // Nothing is left to submit.
   CHECK(test::run_command(sweep(cluster, "--launcher slurm --wait"), &out) == 0);
