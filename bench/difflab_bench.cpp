@@ -11,6 +11,7 @@
 
 #include "blas.hpp"
 #include "difflab/errors.hpp"
+#include "difflab/linear.hpp"
 #include "difflab/registry.hpp"
 #include "engine.hpp"
 #include "sweep_grid.hpp"
@@ -156,6 +157,7 @@ int main(int argc, char** argv) {
     out["threads"] = torch::get_num_threads();
     out["requested_threads"] = threads;
     out["blas"] = blas.library + " (" + blas.threading + ")";
+    out["cpu_gemm"] = cpu_gemm() == CpuGemm::onednn ? "onednn" : "torch";
     out["model"] = run.model.label;
     std::cout << out.dump() << std::endl;
     return 0;

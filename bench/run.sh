@@ -71,6 +71,9 @@ log "training steps/s (MLP 3x256, batch 1280, $train_steps steps x $repeats)"
   --steps "$train_steps" --repeats "$repeats" > "$work/train-difflab.json"
 "$python" "$root/bench/python/train_sample.py" train --threads "$threads" --hidden 256 --lr "$lr" \
   --steps "$train_steps" --repeats "$repeats" > "$work/train-python.json"
+# The same difflab step with torch's own BLAS for the linear layers: what oneDNN contributes.
+DIFFLAB_CPU_GEMM=torch "$build/bench/difflab_bench" train "$sweep_file" --threads "$threads" \
+  "${model_set[@]}" --steps "$train_steps" --repeats "$repeats" > "$work/train-difflab-torchgemm.json"
 
 sweep_hidden=$(grep -o 'hidden: *[0-9]*' "$sweep_file" | head -n 1 | sed 's/hidden: *//')
 sample_hidden=${sample_hidden:-$sweep_hidden}

@@ -57,6 +57,12 @@ def main():
     rows = [
         ("training steps/s (MLP 3x256, batch 1280, Adam)", train_d["steps_per_s"], train_p["steps_per_s"],
          train_d["steps_per_s"] / train_p["steps_per_s"], "higher is better"),
+    ]
+    if os.path.exists(w("train-difflab-torchgemm.json")):
+        train_t = load(w("train-difflab-torchgemm.json"))
+        rows.append(("  same, difflab with torch's BLAS (DIFFLAB_CPU_GEMM=torch)", train_t["steps_per_s"],
+                     train_p["steps_per_s"], train_t["steps_per_s"] / train_p["steps_per_s"], "higher is better"))
+    rows += [
         (f"sampling {sample_d['samples']} x {sample_d['timesteps']} DDPM steps, {sample_d['model']} (s)", sample_d["seconds_median"],
          sample_p["seconds_median"], sample_p["seconds_median"] / sample_d["seconds_median"], "speed-up"),
         ("schedule_sweep.yaml wall time (s)", sweep_d, sweep_p, sweep_p / sweep_d, "speed-up"),
@@ -97,7 +103,8 @@ def main():
         "runner_overhead": overhead,
     }
     lines = [
-        f"difflab vs PyTorch (Python), {result['date']}, {result['cpu']}, {a.threads} threads, BLAS {result['blas']}",
+        f"difflab vs PyTorch (Python), {result['date']}, {result['cpu']}, {a.threads} threads, BLAS {result['blas']}, "
+        f"difflab's linear layers: {train_d.get('cpu_gemm', 'torch')}",
         f"torch {result['torch_python']} (python {result['python']}); sweep overrides: {a.sweep_set or '(none)'}",
         "",
         "| workload | difflab | python | difflab/python |",

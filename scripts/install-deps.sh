@@ -6,7 +6,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev libyaml-cpp-dev libboost-program-options-dev libboost-dev libboost-filesystem-dev
   libsqlite3-dev sqlite3 libspdlog-dev nlohmann-json3-dev catch2 libpng-dev libgif-dev zlib1g-dev
-  libopenblas0-openmp dataset-fashion-mnist
+  libopenblas0-openmp libdnnl-dev dataset-fashion-mnist
   munge slurmctld slurmd slurm-client  # the local Slurm cluster of the slurm_sweep test
   chromium fonts-dejavu-core  # the HTML report's browser test (headless), with a font for its text
 )

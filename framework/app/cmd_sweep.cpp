@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.hpp"
+#include "cuda_graphs.hpp"
 #include "difflab/errors.hpp"
 #include "engine.hpp"
 #include "local_launcher.hpp"
@@ -26,6 +27,7 @@ struct SweepArgs {
   bool extend = false;
   bool new_sweep = false;
   bool batch_grid = false;
+  bool no_cuda_graphs = false;
   bool verbose = false;
   bool quiet = false;
   std::string progress;  // empty: auto, or none with --quiet
@@ -52,6 +54,7 @@ std::vector<std::string> pass_through(const SweepArgs& a, bool absolute) {
   }
   if (a.verbose) out.push_back("-v");
   if (a.quiet) out.push_back("-q");
+  if (a.no_cuda_graphs) out.push_back("--no-cuda-graphs");
   return out;
 }
 
@@ -84,7 +87,9 @@ int execute(const Args& args, bool single) {
       ("quiet,q", po::bool_switch(&a.quiet), "log only warnings and errors; no progress")
       ("progress", po::value(&a.progress),
        "live progress: auto (bars on a terminal, else lines), bars, lines, json (one line per event on stdout), none")
-      ("progress-every", po::value(&a.progress_every), "seconds between progress lines of running runs (default 30)");
+      ("progress-every", po::value(&a.progress_every), "seconds between progress lines of running runs (default 30)")
+      ("no-cuda-graphs", po::bool_switch(&a.no_cuda_graphs),
+       "on CUDA, run training steps and samplers eagerly instead of replaying CUDA graphs");
   if (single) {
     desc.add_options()("index", po::value(&a.index)->required(), "grid index of the run")
       ("device", po::value(&a.device), "run on this device instead of the file's (cpu, cuda:N); the run's identity stays");
@@ -109,6 +114,7 @@ int execute(const Args& args, bool single) {
   if (!parse_args(args, usage, desc, positional, vm)) return 0;
 
   configure_runtime(a.threads, a.verbose, a.quiet);
+  if (a.no_cuda_graphs) set_cuda_graphs_enabled(false);
   const auto progress = a.dry_run ? nullptr : make_progress(a.progress, a.progress_every, a.quiet);
   a.plugins.load();
   const auto grid = load_and_validate(a.file, a.overrides);

@@ -13,6 +13,8 @@
 #include "checkpoint.hpp"
 #include "crash_point.hpp"
 #include "difflab/errors.hpp"
+#include "difflab/linear.hpp"
+#include "optimizer_state.hpp"
 #include "train_step.hpp"
 #include "training_schedule.hpp"
 
@@ -75,9 +77,9 @@ const torch::Tensor& BatchedMlp::param(const std::string& name) const {
 }
 
 torch::Tensor BatchedMlp::forward(const torch::Tensor& x_t, const torch::Tensor& t) const {
-  // y = b + x W^T per member: baddbmm(b [K, 1, out], x [K, B, in], W^T [K, in, out]).
+  // y = b + x W^T per member (difflab::batched_linear: oneDNN products on the CPU, else baddbmm).
   const auto linear = [this](const std::string& name, const torch::Tensor& x) {
-    return torch::baddbmm(param(name + ".bias").unsqueeze(1), x, param(name + ".weight").transpose(1, 2));
+    return batched_linear(x, param(name + ".weight"), param(name + ".bias"));
   };
   const auto k = x_t.size(0), b = x_t.size(1);
   const auto embedding = timestep_embedding(t.reshape({-1}), time_embedding_).view({k, b, -1});
@@ -115,8 +117,6 @@ std::unique_ptr<torch::optim::Optimizer> make_stacked_optimizer(const TrainConfi
   return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(train.lr).weight_decay(train.weight_decay));
 }
 
-std::string state_key(const torch::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
-
 // Member k's optimizer as it would be after training alone: its slice of each moment, the step
 // count and the current learning rate (Adam and AdamW are elementwise, so the slices are exact).
 template <typename Optim, typename State, typename Opts>
@@ -127,7 +127,7 @@ std::unique_ptr<torch::optim::Optimizer> member_optimizer(const TrainConfig& tra
   auto opt = std::make_unique<Optim>(member_params, Opts(train.lr).weight_decay(train.weight_decay));
   set_learning_rate(*opt, stacked.param_groups().front().options().get_lr());
   for (std::size_t i = 0; i < stacked_params.size(); ++i) {
-    const auto it = stacked.state().find(state_key(stacked_params[i]));
+    const auto it = stacked.state().find(optimizer_state_key(stacked_params[i]));
     if (it == stacked.state().end()) continue;  // no step taken yet
     const auto& s = static_cast<const State&>(*it->second);
     auto state = std::make_unique<State>();
@@ -135,7 +135,7 @@ std::unique_ptr<torch::optim::Optimizer> member_optimizer(const TrainConfig& tra
     state->exp_avg(s.exp_avg()[k].clone());
     state->exp_avg_sq(s.exp_avg_sq()[k].clone());
     if (s.max_exp_avg_sq().defined()) state->max_exp_avg_sq(s.max_exp_avg_sq()[k].clone());
-    opt->state()[state_key(member_params[i])] = std::move(state);
+    opt->state()[optimizer_state_key(member_params[i])] = std::move(state);
   }
   return opt;
 }

@@ -18,6 +18,7 @@
 #include "checkpoint.hpp"
 #include "batched_training.hpp"
 #include "crash_point.hpp"
+#include "cuda_graphs.hpp"
 #include "difflab/errors.hpp"
 #include "image_io.hpp"
 #include "npy.hpp"
@@ -77,6 +78,7 @@ struct RunContext {
   std::unique_ptr<DiffusionProcess> process;
   fs::path run_dir;
   std::unique_ptr<WeightAverage> ema;  // when train.ema_decay > 0
+  SamplerGraphs sampler_graphs;        // CUDA graphs of the samplers' loops (cuda_graphs.hpp)
 
   /// The weights evaluation uses: the moving average when there is one.
   Denoiser& evaluated() { return ema ? ema->weights() : *model; }
@@ -177,7 +179,7 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
                        progression ? progression->callback() : reverse ? reverse->callback() : StepCallback{}};
     torch::Tensor samples;
     try {
-      samples = ctx.samplers[s]->sample(sc, x_T);
+      samples = ctx.sampler_graphs.sample(*ctx.samplers[s], sc, x_T);
     } catch (const c10::Error& e) {
       throw RunError("sampler '" + sampler.label + "' failed: " + e.what_without_backtrace());
     } catch (const InputError& e) {
@@ -251,7 +253,7 @@ void remove_partial_files(const fs::path& run_dir) {
 }
 
 RunContext make_context(const Registry& registry, const RunConfig& run, const fs::path& out_dir) {
-  RunContext ctx{run, resolve_device(run.device), {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
+  RunContext ctx{run, resolve_device(run.device), {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
   ctx.dataset = registry.make_dataset(run.dataset.plugin, run.dataset.options);
   ctx.schedule = registry.make_schedule(run.schedule.plugin, run.schedule.options);
   {
@@ -384,7 +386,17 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
   }
 
   ctx.model->train();
-  TrainStep step(*ctx.model, *ctx.process, *optimizer, run.train.grad_clip, run.train.label_dropout);
+  // On CUDA the step is captured in a CUDA graph (cuda_graphs.hpp); elsewhere it runs eagerly.
+  std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, torch::Generator&)> step;
+  if (ctx.device.is_cuda() && cuda_graphs_enabled() && DeviceAdam::supports(*optimizer)) {
+    step = [graphed = std::make_shared<GraphedTrainStep>(*ctx.model, *ctx.process, *optimizer,
+                                                         run.train.grad_clip, run.train.label_dropout)](
+               const torch::Tensor& x0, const torch::Tensor& labels, torch::Generator& g) {
+      return (*graphed)(x0, labels, g);
+    };
+  } else {
+    step = TrainStep(*ctx.model, *ctx.process, *optimizer, run.train.grad_clip, run.train.label_dropout);
+  }
   std::vector<LossRecord> pending_losses;
   std::int64_t global_step = position.step;
   const bool scheduled_lr = run.train.warmup_steps > 0 || run.train.lr_schedule != "constant";

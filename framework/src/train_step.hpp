@@ -11,6 +11,13 @@ namespace difflab {
 /// Global gradient norm clipping that never reads the norm back to the host.
 void clip_grad_norm_on_device(const std::vector<torch::Tensor>& parameters, double max_norm);
 
+/// The denoising loss of one batch, its draws from `generator` in a fixed order: t ~ U{0..T-1},
+/// eps ~ N(0, I), then the label dropout mask (Ho et al. 2020, eq. 14). Shared by the eager and
+/// the graphed step, so both draw the same numbers.
+torch::Tensor denoising_loss(Denoiser& model, const DiffusionProcess& process, const torch::Tensor& x0,
+                             const torch::Tensor& labels, torch::Generator& generator,
+                             double label_dropout);
+
 class TrainStep {
  public:
   /// `label_dropout`: probability that a label is replaced by -1 (no label), so the model also

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "difflab/errors.hpp"
+#include "difflab/linear.hpp"
 #include "difflab/plugin.hpp"
 
 namespace {
@@ -16,7 +17,9 @@ class ResidualBlockImpl : public torch::nn::Module {
       : fc1_(register_module("fc1", torch::nn::Linear(width, width))),
         fc2_(register_module("fc2", torch::nn::Linear(width, width))) {}
 
-  torch::Tensor forward(const torch::Tensor& h) { return h + fc2_(torch::silu(fc1_(h))); }
+  torch::Tensor forward(const torch::Tensor& h) {
+    return h + linear(torch::silu(linear(h, fc1_)), fc2_);
+  }
 
  private:
   torch::nn::Linear fc1_, fc2_;
@@ -60,11 +63,11 @@ class MlpDenoiser final : public Denoiser {
                        c10::str(x_t.sizes()) + "; set the model's data_dim to the dataset's");
     }
     const auto x = x_t.flatten(1);
-    auto h = input_(x) + time_out_(torch::silu(time_in_(time_features(t))));
+    auto h = linear(x, input_) + linear(torch::silu(linear(time_features(t), time_in_)), time_out_);
     if (num_classes_ > 0) h = h + labels_(class_indices(cond, x));
-    for (auto& layer : plain_layers_) h = torch::silu(layer(h));
+    for (auto& layer : plain_layers_) h = torch::silu(linear(h, layer));
     for (auto& block : residual_blocks_) h = block(h);
-    return output_(h).view(x_t.sizes());
+    return linear(h, output_).view(x_t.sizes());
   }
 
   Prediction prediction() const override { return prediction_; }

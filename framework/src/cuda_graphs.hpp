@@ -1,0 +1,108 @@
+#pragma once
+// CUDA graphs for launch-bound runs: the training step and a sampler's whole reverse loop are
+// captured once and replayed, so a step costs one graph launch instead of ~100 kernel launches.
+//
+// What a capture needs, and how it is met here:
+// - static shapes and addresses: the batch is copied into a buffer the graph reads; the model's
+//   parameters, the optimizer's moments and the gradients stay where the capture saw them;
+// - no host reads or host-side numbers that change: DeviceAdam keeps Adam's step count, bias
+//   corrections and learning rate in device tensors (torch::optim::Adam keeps its step count on
+//   the host, so a captured step would replay the capture-time correction forever);
+// - graph-safe random numbers: draws come from the run's CUDA generator, registered with the graph,
+//   so each replay advances its Philox offset as the eager draws would.
+// Only built against a CUDA LibTorch (2.4 or later, for registering generators); everywhere else
+// the graph-safe step runs eagerly, which is how the CPU tests check its arithmetic.
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "difflab/diffusion.hpp"
+#include "difflab/sampler.hpp"
+
+namespace difflab {
+
+/// Whether this build can capture CUDA graphs (a CUDA LibTorch 2.4 or later).
+bool cuda_graphs_built();
+/// Whether runs on CUDA use them: built, and not turned off by `runner --no-cuda-graphs` or
+/// DIFFLAB_CUDA_GRAPHS=0.
+bool cuda_graphs_enabled();
+void set_cuda_graphs_enabled(bool enabled);
+
+/// Adam or AdamW, with the arithmetic of torch::optim's, whose step count, bias corrections and
+/// learning rate are device tensors: a step launches kernels only, so it can be captured. It
+/// updates the wrapped optimizer's own state tensors in place and keeps its host step count
+/// current, so checkpoints keep torch::optim's format and resume either way.
+class DeviceAdam {
+ public:
+  /// Throws std::invalid_argument for another optimizer, several parameter groups or amsgrad.
+  explicit DeviceAdam(torch::optim::Optimizer& optimizer);
+  static bool supports(torch::optim::Optimizer& optimizer);
+
+  /// Copies the wrapped optimizer's current learning rate to the device (outside a capture).
+  void sync_learning_rate();
+  /// The update of every parameter from its .grad(): device work only.
+  void step();
+  /// Host bookkeeping after each step or replay: the wrapped optimizer's step counts.
+  void count_step();
+
+ private:
+  struct Slot {
+    torch::Tensor param, exp_avg, exp_avg_sq;
+    torch::optim::OptimizerParamState* state;
+    bool stepped = false;  // had a gradient at the last step (torch::optim skips those without)
+  };
+  torch::optim::Optimizer& optimizer_;
+  std::vector<Slot> slots_;
+  bool decoupled_;  // AdamW
+  double beta1_, beta2_, eps_, weight_decay_;
+  double host_lr_ = -1;
+  torch::Tensor step_, lr_;  // float64 device scalars
+};
+
+/// One training step like TrainStep's (same draws, loss, clipping, Adam/AdamW), graph-safe. On
+/// CUDA with graphs enabled it runs `warmup` steps eagerly, captures the next and replays it from
+/// then on; elsewhere every step runs eagerly.
+class GraphedTrainStep {
+ public:
+  GraphedTrainStep(Denoiser& model, const DiffusionProcess& process, torch::optim::Optimizer& optimizer,
+                   double grad_clip, double label_dropout = 0.0, int warmup = 3);
+  ~GraphedTrainStep();
+
+  /// The batch's loss, on the device. `generator` must be the same one on every call.
+  torch::Tensor operator()(const torch::Tensor& x0, const torch::Tensor& labels, torch::Generator& generator);
+  bool captured() const;
+
+ private:
+  void body(torch::Generator& generator);
+
+  Denoiser& model_;
+  const DiffusionProcess& process_;
+  DeviceAdam adam_;
+  double grad_clip_, label_dropout_;
+  int warmup_left_;
+  std::vector<torch::Tensor> parameters_;
+  torch::Tensor x0_, labels_, loss_;  // the graph's input and output buffers
+  struct Graph;
+  std::unique_ptr<Graph> graph_;
+};
+
+/// Runs samplers through CUDA graphs on CUDA: the first call with a given sampler and shape runs
+/// eagerly (warming up), the second captures the whole reverse loop, later ones replay it. The
+/// graph is redone when the model's weights move to new storage. Calls with a step callback, or
+/// off CUDA, or with graphs disabled, just call the sampler.
+class SamplerGraphs {
+ public:
+  SamplerGraphs();
+  SamplerGraphs(SamplerGraphs&&) noexcept;
+  SamplerGraphs& operator=(SamplerGraphs&&) noexcept;
+  ~SamplerGraphs();
+  torch::Tensor sample(const Sampler& sampler, const SamplingContext& ctx, const torch::Tensor& x_T);
+
+ private:
+  struct Entry;
+  std::vector<std::unique_ptr<Entry>> entries_;
+};
+
+}  // namespace difflab
