@@ -10,7 +10,7 @@
 # Usage: bench/run.sh [--threads N] [--batch-grid] [--quick]   (build first: scripts/build.sh)
 #   --batch-grid also times `runner sweep --batch-grid` (about a minute more)
 # Environment: BENCH_TRAIN_STEPS (60), BENCH_REPEATS (3), BENCH_SAMPLE_REPEATS (1),
-#   BENCH_OVERHEAD_EPOCHS (30),
+#   BENCH_OVERHEAD_EPOCHS (100: two of the sweep file's checkpoints),
 #   BENCH_SWEEP_SET (the --set overrides that shorten the sweep, applied to both sides),
 #   DIFFLAB_BUILD_DIR (build), PYTHON (/usr/bin/python3: Debian's python3-torch).
 set -euo pipefail
@@ -39,9 +39,9 @@ samples=10000
 # The full sweep takes ~8 min per side here; 10 epochs (100 steps) per schedule and one
 # checkpoint keep the bench under 10 minutes. The same overrides go to both sides.
 sweep_set=${BENCH_SWEEP_SET:-"train.epochs=10 train.checkpoint_every=10"}
-overhead_epochs=${BENCH_OVERHEAD_EPOCHS:-20}
+overhead_epochs=${BENCH_OVERHEAD_EPOCHS:-100}
 if [ "$quick" = 1 ]; then
-  train_steps=20; repeats=1; sample_repeats=1; samples=1000; overhead_epochs=5
+  train_steps=20; repeats=1; sample_repeats=1; samples=1000; overhead_epochs=50
   sweep_set="train.epochs=2 train.checkpoint_every=2 evaluation.num_samples=200"
 fi
 for f in "$build/runner" "$build/bench/difflab_bench"; do
@@ -103,20 +103,23 @@ start=$(now)
 echo "$start $(now)" > "$work/sweep-python.time"
 
 # The runner's own overhead (checkpoint files, store writes, logging) on a training-only run of
-# the sweep's model: `runner sweep` against difflab_bench's bare training loop, same steps, each
-# timed as a whole process (both load the plugins and the data).
-overhead_set=(--set "train.epochs=$overhead_epochs" --set train.checkpoint_every=10
-  --set 'sweep.schedule.plugin=[linear]' --set 'evaluation.samplers=[]' --set 'evaluation.metrics=[]')
+# the sweep's model at its own checkpoint interval: `runner sweep` against difflab_bench's bare
+# training loop, same steps, each timed as a whole process (both load the plugins and the data).
+# Three rounds, alternating, and the fastest of each: this shared machine's noise is a few percent.
+overhead_set=(--set "train.epochs=$overhead_epochs" --set 'sweep.schedule.plugin=[linear]'
+  --set 'evaluation.samplers=[]' --set 'evaluation.metrics=[]')
 overhead_steps=$((overhead_epochs * 10))
-log "runner overhead: $overhead_steps training steps, no evaluation"
-start=$(now)
-"$build/bench/difflab_bench" train "$sweep_file" --threads "$threads" --steps "$overhead_steps" \
-  --warmup 0 --repeats 1 > "$work/overhead-bench.json"
-echo "$start $(now)" > "$work/overhead-bench.time"
-start=$(now)
-"$build/runner" sweep "$sweep_file" --threads "$threads" --db "$work/overhead.sqlite" \
-  --out "$work/overhead-runs" "${overhead_set[@]}" -q
-echo "$start $(now)" > "$work/overhead-runner.time"
+log "runner overhead: $overhead_steps training steps, no evaluation, 3 rounds"
+for round in 1 2 3; do
+  start=$(now)
+  "$build/bench/difflab_bench" train "$sweep_file" --threads "$threads" --steps "$overhead_steps" \
+    --warmup 0 --repeats 1 > "$work/overhead-bench.json"
+  echo "$start $(now)" > "$work/overhead-bench-$round.time"
+  start=$(now)
+  "$build/runner" sweep "$sweep_file" --threads "$threads" --db "$work/overhead-$round.sqlite" \
+    --out "$work/overhead-runs-$round" "${overhead_set[@]}" -q
+  echo "$start $(now)" > "$work/overhead-runner-$round.time"
+done
 
 mkdir -p "$root/bench/results"
 echo "$bench_start $(now)" > "$work/bench.time"
