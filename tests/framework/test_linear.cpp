@@ -42,6 +42,21 @@ void check_close(const torch::Tensor& got, const torch::Tensor& want) {
   CHECK((got - want).abs().max().item<double>() < 2e-5 * scale);
 }
 
+// The output and every gradient of `ours` against `reference`, with and without a bias.
+template <typename Reference, typename Ours>
+void compare(Reference&& reference, Ours&& ours, const torch::Tensor& x, const torch::Tensor& w,
+             const torch::Tensor& b, const torch::Tensor& probe, bool x_grad) {
+  for (const bool with_bias : {true, false}) {
+    const auto bias = with_bias ? b : torch::Tensor();
+    const auto want = forward_backward(reference, x, w, bias, probe, x_grad);
+    const auto got = forward_backward(ours, x, w, bias, probe, x_grad);
+    check_close(got.y, want.y);
+    check_close(got.x, want.x);
+    check_close(got.weight, want.weight);
+    check_close(got.bias, want.bias);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("difflab::linear matches torch::linear in value and gradients", "[linear]") {
@@ -56,17 +71,7 @@ TEST_CASE("difflab::linear matches torch::linear in value and gradients", "[line
   const auto ours = [](const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
     return linear(x, w, b);
   };
-  for (const bool x_grad : {true, false}) {
-    for (const bool with_bias : {true, false}) {
-      const auto bias = with_bias ? b : torch::Tensor();
-      const auto want = forward_backward(reference, x, w, bias, probe, x_grad);
-      const auto got = forward_backward(ours, x, w, bias, probe, x_grad);
-      check_close(got.y, want.y);
-      check_close(got.x, want.x);
-      check_close(got.weight, want.weight);
-      check_close(got.bias, want.bias);
-    }
-  }
+  for (const bool x_grad : {true, false}) compare(reference, ours, x, w, b, probe, x_grad);
 }
 
 TEST_CASE("difflab::linear takes non-contiguous inputs and runs without autograd", "[linear]") {
@@ -111,13 +116,5 @@ TEST_CASE("difflab::batched_linear is K independent layers", "[linear]") {
   const auto ours = [](const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
     return batched_linear(x, w, b);
   };
-  for (const bool with_bias : {true, false}) {
-    const auto bias = with_bias ? b : torch::Tensor();
-    const auto want = forward_backward(reference, x, w, bias, probe, true);
-    const auto got = forward_backward(ours, x, w, bias, probe, true);
-    check_close(got.y, want.y);
-    check_close(got.x, want.x);
-    check_close(got.weight, want.weight);
-    check_close(got.bias, want.bias);
-  }
+  compare(reference, ours, x, w, b, probe, true);
 }
