@@ -12,6 +12,7 @@
 
 #include "checkpoint.hpp"
 #include "crash_point.hpp"
+#include "cuda_graphs.hpp"
 #include "difflab/errors.hpp"
 #include "difflab/linear.hpp"
 #include "optimizer_state.hpp"
@@ -175,7 +176,36 @@ void train_group(std::vector<Member>& members, RunStore& store) {
 
   std::int64_t global_step = 0;
   double train_seconds = 0;
-  std::vector<torch::Tensor> x_t(k), t(k), noise(k), orders(k);
+  // One step of all members, graph-safe (cuda_graphs.hpp): it reads the batches from `x0`, draws
+  // from the members' generators and updates with DeviceAdam, so on CUDA it is captured once
+  // and replayed; on the CPU it runs as written.
+  DeviceAdam adam(*optimizer);
+  const auto params = batched.parameters();
+  std::vector<torch::Generator> generators;
+  for (auto& m : members) generators.push_back(m.generator);
+  auto x0_shape = members.front().train_x.sizes().vec();
+  x0_shape[0] = batch;
+  x0_shape.insert(x0_shape.begin(), k);
+  auto x0 = torch::empty(x0_shape, members.front().train_x.options());
+  torch::Tensor step_losses;
+  ReplayedWork step([&] {
+    std::vector<torch::Tensor> x_t(k), t(k), noise(k);
+    for (std::int64_t i = 0; i < k; ++i) {  // each member's draws, in TrainStep's order
+      auto& m = members[i];
+      t[i] = torch::randint(0, m.process->timesteps(), {batch}, m.generator, index_options);
+      noise[i] = torch::randn(x0[i].sizes(), m.generator, x0.options());
+      x_t[i] = m.process->q_sample(x0[i], t[i], noise[i]);
+    }
+    for (const auto& p : params) p.mutable_grad().reset();
+    const auto output = batched.forward(torch::stack(x_t), torch::stack(t).to(torch::kFloat32));
+    // Each member's mean squared error; their sum gives each member its own gradient.
+    const auto losses = (output - torch::stack(noise)).square().mean({1, 2});
+    losses.sum().backward();
+    if (train.grad_clip > 0) clip_per_member(params, k, train.grad_clip);
+    adam.step();
+    step_losses = losses.detach();
+  });
+  std::vector<torch::Tensor> orders(k);
   for (std::int64_t epoch = 1; epoch <= total_epochs; ++epoch) {
     const auto start = Clock::now();
     for (std::int64_t i = 0; i < k; ++i) orders[i] = torch::randperm(n, members[i].generator, index_options);
@@ -183,21 +213,13 @@ void train_group(std::vector<Member>& members, RunStore& store) {
     std::int64_t steps_this_epoch = 0;
     for (std::int64_t b = 0; b < steps_per_epoch && global_step < total_steps; ++b) {
       if (scheduled_lr) set_learning_rate(*optimizer, learning_rate(train, global_step, total_steps));
-      for (std::int64_t i = 0; i < k; ++i) {  // each member's draws, in TrainStep's order
-        auto& m = members[i];
-        const auto x0 = m.train_x.index_select(0, orders[i].slice(0, b * batch, (b + 1) * batch));
-        t[i] = torch::randint(0, m.process->timesteps(), {x0.size(0)}, m.generator, index_options);
-        noise[i] = torch::randn(x0.sizes(), m.generator, x0.options());
-        x_t[i] = m.process->q_sample(x0, t[i], noise[i]);
+      for (std::int64_t i = 0; i < k; ++i) {
+        x0[i].copy_(members[i].train_x.index_select(0, orders[i].slice(0, b * batch, (b + 1) * batch)));
       }
-      const auto output = batched.forward(torch::stack(x_t), torch::stack(t).to(torch::kFloat32));
-      // Each member's mean squared error; their sum gives each member its own gradient.
-      const auto losses = (output - torch::stack(noise)).square().mean({1, 2});
-      optimizer->zero_grad();
-      losses.sum().backward();
-      if (train.grad_clip > 0) clip_per_member(batched.parameters(), k, train.grad_clip);
-      optimizer->step();
-      loss_sum += losses.detach();
+      adam.sync_learning_rate();
+      step(generators, device);
+      adam.count_step();
+      loss_sum += step_losses;
       ++global_step;
       ++steps_this_epoch;
       crash_point("train-step");

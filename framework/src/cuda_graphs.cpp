@@ -53,12 +53,13 @@ State& adam_state(torch::optim::Optimizer& optimizer, const torch::Tensor& param
 #if DIFFLAB_CUDA_GRAPHS
 // Captures `work` on a side stream (captures cannot use the legacy default stream).
 template <typename Work>
-void capture(at::cuda::CUDAGraph& graph, torch::Generator& generator, torch::Device device, Work&& work) {
+void capture(at::cuda::CUDAGraph& graph, const std::vector<torch::Generator>& generators, torch::Device device,
+             Work&& work) {
   auto stream = c10::cuda::getStreamFromPool(false, device.index());
   c10::cuda::device_synchronize();
   {
     c10::cuda::CUDAStreamGuard guard(stream);
-    graph.register_generator_state(generator);
+    for (const auto& generator : generators) graph.register_generator_state(generator);
     graph.capture_begin();
     try {
       work();
@@ -180,33 +181,74 @@ void DeviceAdam::count_step() {
   }
 }
 
-// --- GraphedTrainStep --------------------------------------------------------------------------
+// --- ReplayedWork ------------------------------------------------------------------------------
 
-struct GraphedTrainStep::Graph {
+struct ReplayedWork::Graph {
 #if DIFFLAB_CUDA_GRAPHS
   at::cuda::CUDAGraph graph;
 #endif
-  const void* generator = nullptr;
+  std::vector<const void*> generators;  // the ones registered at capture
 };
+
+ReplayedWork::ReplayedWork(std::function<void()> work, int warmup)
+    : work_(std::move(work)), warmup_left_(warmup) {}
+
+ReplayedWork::~ReplayedWork() = default;
+
+bool ReplayedWork::captured() const { return graph_ != nullptr; }
+
+void ReplayedWork::reset() { graph_.reset(); }
+
+void ReplayedWork::operator()(const std::vector<torch::Generator>& generators, torch::Device device) {
+#if DIFFLAB_CUDA_GRAPHS
+  if (device.is_cuda() && cuda_graphs_enabled()) {
+    std::vector<const void*> ids;
+    for (const auto& g : generators) ids.push_back(g.unsafeGetGeneratorImpl());
+    if (graph_ && graph_->generators != ids) graph_.reset();
+    if (warmup_left_ > 0) {
+      --warmup_left_;
+      auto stream = c10::cuda::getStreamFromPool(false, device.index());
+      c10::cuda::device_synchronize();
+      {
+        c10::cuda::CUDAStreamGuard guard(stream);
+        work_();
+      }
+      c10::cuda::device_synchronize();
+      return;
+    }
+    if (!graph_) {
+      auto graph = std::make_unique<Graph>();
+      capture(graph->graph, generators, device, work_);
+      graph->generators = ids;
+      graph_ = std::move(graph);
+    }
+    graph_->graph.replay();
+    return;
+  }
+#else
+  (void)generators;
+  (void)device;
+#endif
+  work_();
+}
+
+// --- GraphedTrainStep --------------------------------------------------------------------------
 
 GraphedTrainStep::GraphedTrainStep(Denoiser& model, const DiffusionProcess& process,
                                    torch::optim::Optimizer& optimizer, double grad_clip,
                                    double label_dropout, int warmup)
     : model_(model), process_(process), adam_(optimizer), grad_clip_(grad_clip),
-      label_dropout_(label_dropout), warmup_left_(warmup), parameters_(model.parameters()) {}
-
-GraphedTrainStep::~GraphedTrainStep() = default;
-
-bool GraphedTrainStep::captured() const { return graph_ != nullptr; }
-
-void GraphedTrainStep::body(torch::Generator& generator) {
-  for (auto& p : parameters_) p.mutable_grad().reset();  // set to none: backward allocates them
-  const auto loss = denoising_loss(model_, process_, x0_, labels_, generator, label_dropout_);
-  loss.backward();
-  if (grad_clip_ > 0) clip_grad_norm_on_device(parameters_, grad_clip_);
-  adam_.step();
-  loss_ = loss.detach();
-}
+      label_dropout_(label_dropout), parameters_(model.parameters()),
+      replay_(
+          [this] {
+            for (auto& p : parameters_) p.mutable_grad().reset();  // set to none: backward allocates
+            const auto loss = denoising_loss(model_, process_, x0_, labels_, *generator_, label_dropout_);
+            loss.backward();
+            if (grad_clip_ > 0) clip_grad_norm_on_device(parameters_, grad_clip_);
+            adam_.step();
+            loss_ = loss.detach();
+          },
+          warmup) {}
 
 torch::Tensor GraphedTrainStep::operator()(const torch::Tensor& x0, const torch::Tensor& labels,
                                            torch::Generator& generator) {
@@ -216,39 +258,15 @@ torch::Tensor GraphedTrainStep::operator()(const torch::Tensor& x0, const torch:
   if (!same_shape) {
     x0_ = torch::empty_like(x0);
     labels_ = labels.defined() ? torch::empty_like(labels) : torch::Tensor();
-    graph_.reset();
+    replay_.reset();
   }
   x0_.copy_(x0);
   if (labels.defined()) labels_.copy_(labels);
+  generator_ = generator;
   adam_.sync_learning_rate();
-#if DIFFLAB_CUDA_GRAPHS
-  if (x0.is_cuda() && cuda_graphs_enabled()) {
-    if (graph_ && graph_->generator != generator.unsafeGetGeneratorImpl()) graph_.reset();
-    if (warmup_left_ > 0) {  // eager steps on the capture's side stream: lazy initialisation
-      --warmup_left_;        // (cuBLAS workspaces, the autograd engine) happens before capture
-      auto stream = c10::cuda::getStreamFromPool(false, x0.device().index());
-      c10::cuda::device_synchronize();
-      {
-        c10::cuda::CUDAStreamGuard guard(stream);
-        body(generator);
-      }
-      c10::cuda::device_synchronize();
-    } else {
-      if (!graph_) {
-        auto graph = std::make_unique<Graph>();
-        capture(graph->graph, generator, x0.device(), [&] { body(generator); });
-        graph->generator = generator.unsafeGetGeneratorImpl();
-        graph_ = std::move(graph);
-      }
-      graph_->graph.replay();
-    }
-    adam_.count_step();
-    return loss_.clone();
-  }
-#endif
-  body(generator);
+  replay_({generator}, x0.device());
   adam_.count_step();
-  return loss_;
+  return replay_.captured() ? loss_.clone() : loss_;  // a replayed graph rewrites loss_ in place
 }
 
 // --- SamplerGraphs -----------------------------------------------------------------------------
@@ -304,7 +322,7 @@ torch::Tensor SamplerGraphs::sample(const Sampler& sampler, const SamplingContex
                              Conditioning{entry->labels, ctx.cond.guidance_scale}, {}};
     auto graph = std::make_unique<at::cuda::CUDAGraph>();
     try {
-      capture(*graph, *entry->generator, x_T.device(), [&] { entry->out = sampler.sample(captured, entry->x_T); });
+      capture(*graph, {*entry->generator}, x_T.device(), [&] { entry->out = sampler.sample(captured, entry->x_T); });
     } catch (const c10::Error& e) {
       spdlog::warn("CUDA graph capture of a sampler failed, so it runs eagerly: {}", e.what_without_backtrace());
       entry->eager_only = true;

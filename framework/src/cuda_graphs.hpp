@@ -12,6 +12,7 @@
 //   so each replay advances its Philox offset as the eager draws would.
 // Only built against a CUDA LibTorch (2.4 or later, for registering generators); everywhere else
 // the graph-safe step runs eagerly, which is how the CPU tests check its arithmetic.
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -61,31 +62,49 @@ class DeviceAdam {
   torch::Tensor step_, lr_;  // float64 device scalars
 };
 
-/// One training step like TrainStep's (same draws, loss, clipping, Adam/AdamW), graph-safe. On
-/// CUDA with graphs enabled it runs `warmup` steps eagerly, captures the next and replays it from
-/// then on; elsewhere every step runs eagerly.
+/// Runs one piece of device work again and again (a training step): on CUDA with graphs enabled,
+/// `warmup` times eagerly on a side stream (lazy initialisation such as cuBLAS workspaces happens
+/// there), then captured once and replayed; elsewhere eagerly every time. The work must read and
+/// write the same tensors on every call (copy inputs into buffers first) and draw its random
+/// numbers only from the generators passed in, which are registered with the graph.
+class ReplayedWork {
+ public:
+  explicit ReplayedWork(std::function<void()> work, int warmup = 3);
+  ~ReplayedWork();
+  void operator()(const std::vector<torch::Generator>& generators, torch::Device device);
+  bool captured() const;
+  /// Forgets the capture: the next call captures again (new buffers, other generators).
+  void reset();
+
+ private:
+  std::function<void()> work_;
+  int warmup_left_;
+  struct Graph;
+  std::unique_ptr<Graph> graph_;
+};
+
+/// One training step like TrainStep's (same draws, loss, clipping, Adam/AdamW), graph-safe: on
+/// CUDA with graphs enabled it is captured once and replayed (ReplayedWork).
 class GraphedTrainStep {
  public:
   GraphedTrainStep(Denoiser& model, const DiffusionProcess& process, torch::optim::Optimizer& optimizer,
                    double grad_clip, double label_dropout = 0.0, int warmup = 3);
-  ~GraphedTrainStep();
+  GraphedTrainStep(const GraphedTrainStep&) = delete;  // its work refers to this object
+  GraphedTrainStep& operator=(const GraphedTrainStep&) = delete;
 
-  /// The batch's loss, on the device. `generator` must be the same one on every call.
+  /// The batch's loss, on the device.
   torch::Tensor operator()(const torch::Tensor& x0, const torch::Tensor& labels, torch::Generator& generator);
-  bool captured() const;
+  bool captured() const { return replay_.captured(); }
 
  private:
-  void body(torch::Generator& generator);
-
   Denoiser& model_;
   const DiffusionProcess& process_;
   DeviceAdam adam_;
   double grad_clip_, label_dropout_;
-  int warmup_left_;
   std::vector<torch::Tensor> parameters_;
   torch::Tensor x0_, labels_, loss_;  // the graph's input and output buffers
-  struct Graph;
-  std::unique_ptr<Graph> graph_;
+  std::optional<torch::Generator> generator_;
+  ReplayedWork replay_;
 };
 
 /// Runs samplers through CUDA graphs on CUDA: the first call with a given sampler and shape runs

@@ -387,15 +387,18 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
 
   ctx.model->train();
   // On CUDA the step is captured in a CUDA graph (cuda_graphs.hpp); elsewhere it runs eagerly.
-  std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, torch::Generator&)> step;
+  std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, torch::Generator&)> step =
+      TrainStep(*ctx.model, *ctx.process, *optimizer, run.train.grad_clip, run.train.label_dropout);
   if (ctx.device.is_cuda() && cuda_graphs_enabled() && DeviceAdam::supports(*optimizer)) {
-    step = [graphed = std::make_shared<GraphedTrainStep>(*ctx.model, *ctx.process, *optimizer,
-                                                         run.train.grad_clip, run.train.label_dropout)](
-               const torch::Tensor& x0, const torch::Tensor& labels, torch::Generator& g) {
-      return (*graphed)(x0, labels, g);
-    };
-  } else {
-    step = TrainStep(*ctx.model, *ctx.process, *optimizer, run.train.grad_clip, run.train.label_dropout);
+    try {
+      step = [graphed = std::make_shared<GraphedTrainStep>(*ctx.model, *ctx.process, *optimizer,
+                                                           run.train.grad_clip, run.train.label_dropout)](
+                 const torch::Tensor& x0, const torch::Tensor& labels, torch::Generator& g) {
+        return (*graphed)(x0, labels, g);
+      };
+    } catch (const std::invalid_argument& e) {  // a resumed optimizer it cannot take over
+      spdlog::warn("{}: training without CUDA graphs: {}", tag, e.what());
+    }
   }
   std::vector<LossRecord> pending_losses;
   std::int64_t global_step = position.step;
