@@ -11,6 +11,7 @@
 #include <set>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "difflab/errors.hpp"
 #include "difflab/registry.hpp"
@@ -26,13 +27,6 @@ const std::vector<std::string> kBestMetrics = {"wasserstein", "fid", "mmd", "tes
 
 using ColumnKind = ReportColumnKind;
 using Column = ReportColumn;
-
-struct MetricKey {
-  std::string metric, variant, sampler;
-  bool operator<(const MetricKey& o) const {
-    return std::tie(metric, variant, sampler) < std::tie(o.metric, o.variant, o.sampler);
-  }
-};
 
 std::string format_double(const char* format, double value) {
   char text[64];
@@ -197,6 +191,41 @@ std::string metric_header(const MetricKey& key, bool show_variant) {
   return header;
 }
 
+// Metric columns: checkpoint-scope ones first, then grouped by metric; metrics, variants and
+// samplers each in the order they were first recorded (`recorded` is in that order).
+std::vector<MetricKey> column_order(const std::vector<MetricKey>& recorded) {
+  std::map<std::string, std::size_t> metric_rank, sampler_rank;
+  std::map<std::pair<std::string, std::string>, std::size_t> variant_rank;
+  for (const auto& k : recorded) {
+    metric_rank.emplace(k.metric, metric_rank.size());
+    variant_rank.emplace(std::make_pair(k.metric, k.variant), variant_rank.size());
+    sampler_rank.emplace(k.sampler, sampler_rank.size());
+  }
+  std::vector<MetricKey> keys = recorded;
+  std::sort(keys.begin(), keys.end(), [&](const MetricKey& a, const MetricKey& b) {
+    auto rank = [&](const MetricKey& k) {
+      return std::make_tuple(!k.sampler.empty(), metric_rank[k.metric],
+                             variant_rank[{k.metric, k.variant}], sampler_rank[k.sampler]);
+    };
+    return rank(a) < rank(b);
+  });
+  return keys;
+}
+
+// Best checkpoint rule: the key column is the first of wasserstein, fid, mmd, test_loss that
+// the report has (its first sampler's column), else the first metric column; per run, the
+// checkpoint with the lowest finite value there (the earliest on ties); a run with no such
+// value shows its final checkpoint instead.
+std::optional<std::size_t> best_key_column(const std::vector<MetricKey>& columns) {
+  for (const auto& name : kBestMetrics) {
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      if (columns[i].metric == name) return i;
+    }
+  }
+  if (!columns.empty()) return 0;
+  return std::nullopt;
+}
+
 }  // namespace
 
 ReportFormat parse_report_format(const std::string& name) {
@@ -224,8 +253,9 @@ CheckpointChoice parse_checkpoint_choice(const std::string& name) {
 }
 
 ReportTable make_report_table(const RunStore& store, const ReportOptions& options) {
-  // Four queries in all (sweeps, runs, checkpoints, metrics), whatever the store's size; html
-  // adds the losses and artifacts.
+  // A few queries whatever the store's size: sweeps, runs, then every checkpoint and metric value
+  // (all, html: its charts show them) or, given the store's report index, only those of the
+  // checkpoint each run shows; html adds the losses and artifacts.
   ReportTable table;
   table.sweeps = store.sweeps();
   const auto& sweeps = table.sweeps;
@@ -252,10 +282,46 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
   auto& runs = table.runs;
   auto& checkpoints = table.checkpoints;
   auto& metrics = table.metrics;
+  std::vector<MetricKey> recorded_keys;  // in the order each was first recorded
   store.snapshot([&] {  // one consistent view while a sweep goes on writing
     runs = store.runs(options.sweep);
-    checkpoints = store.sweep_checkpoints(options.sweep);
-    metrics = store.sweep_metrics(options.sweep);
+    // One checkpoint per run, without html's charts of every value: the store chooses the
+    // candidates by index, and the rules below pick from them what they would from them all.
+    const bool one_per_run = options.checkpoint != CheckpointChoice::all &&
+                             options.format != ReportFormat::html && store.has_report_index();
+    if (one_per_run) {
+      recorded_keys = store.metric_keys(options.sweep);
+      const auto final_ids = store.final_checkpoints(options.sweep);
+      std::vector<std::int64_t> ids;
+      if (options.checkpoint == CheckpointChoice::best) {
+        const auto columns = column_order(recorded_keys);
+        const auto key = best_key_column(columns);
+        const auto best_ids = key ? store.best_checkpoints(columns[*key])
+                                  : std::vector<std::pair<std::int64_t, std::int64_t>>{};
+        std::unordered_set<std::int64_t> shown_runs, with_best;
+        for (const auto& r : runs) shown_runs.insert(r.id);
+        for (const auto& [run, checkpoint] : best_ids) {
+          if (!shown_runs.count(run)) continue;  // another sweep's
+          with_best.insert(run);
+          ids.push_back(checkpoint);
+        }
+        for (const auto& [run, checkpoint] : final_ids) {
+          if (!with_best.count(run)) ids.push_back(checkpoint);
+        }
+      } else {
+        for (const auto& [run, checkpoint] : final_ids) ids.push_back(checkpoint);
+      }
+      checkpoints = store.checkpoints_with_ids(ids);
+      metrics = store.metrics_of_checkpoints(ids);
+    } else {
+      checkpoints = store.sweep_checkpoints(options.sweep);
+      metrics = store.sweep_metrics(options.sweep);
+      std::set<MetricKey> seen;
+      for (const auto& m : metrics) {
+        if (seen.insert({m.metric, m.variant, m.sampler}).second)
+          recorded_keys.push_back({m.metric, m.variant, m.sampler});
+      }
+    }
     if (options.format == ReportFormat::html) {
       table.losses = store.sweep_losses(options.sweep);
       table.artifacts = store.sweep_artifacts(options.sweep);
@@ -275,40 +341,12 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
   std::unordered_map<std::int64_t, std::vector<const MetricRecord*>> checkpoint_metrics;
   for (const auto& m : metrics) checkpoint_metrics[m.checkpoint_id].push_back(&m);
 
-  // Metric columns: checkpoint-scope ones first, then grouped by metric, each in first-seen order.
-  std::map<std::string, std::size_t> metric_rank, sampler_rank;
-  std::map<std::pair<std::string, std::string>, std::size_t> variant_rank;
+  const auto metric_keys = column_order(recorded_keys);
   std::map<std::string, std::set<std::string>> variants_of;
-  std::set<MetricKey> keys;
-  for (const auto& m : metrics) {
-    metric_rank.emplace(m.metric, metric_rank.size());
-    variant_rank.emplace(std::make_pair(m.metric, m.variant), variant_rank.size());
-    sampler_rank.emplace(m.sampler, sampler_rank.size());
-    variants_of[m.metric].insert(m.variant);
-    keys.insert({m.metric, m.variant, m.sampler});
-  }
-  std::vector<MetricKey> metric_keys(keys.begin(), keys.end());
-  std::sort(metric_keys.begin(), metric_keys.end(), [&](const MetricKey& a, const MetricKey& b) {
-    auto rank = [&](const MetricKey& k) {
-      return std::make_tuple(!k.sampler.empty(), metric_rank[k.metric],
-                             variant_rank[{k.metric, k.variant}], sampler_rank[k.sampler]);
-    };
-    return rank(a) < rank(b);
-  });
+  for (const auto& k : metric_keys) variants_of[k.metric].insert(k.variant);
   std::map<MetricKey, std::size_t> metric_column;
   for (std::size_t i = 0; i < metric_keys.size(); ++i) metric_column[metric_keys[i]] = i;
-
-  // Best checkpoint rule: the key column is the first of wasserstein, fid, mmd, test_loss that
-  // the report has (its first sampler's column), else the first metric column; per run, the
-  // checkpoint with the lowest finite value there (the earliest on ties); a run with no such
-  // value shows its final checkpoint instead.
-  std::optional<std::size_t> key_column;
-  for (const auto& name : kBestMetrics) {
-    for (std::size_t i = 0; i < metric_keys.size() && !key_column; ++i) {
-      if (metric_keys[i].metric == name) key_column = i;
-    }
-  }
-  if (!key_column && !metric_keys.empty()) key_column = 0;
+  const auto key_column = best_key_column(metric_keys);
 
   auto values_of = [&](const CheckpointRecord* c) {
     std::vector<std::optional<double>> values(metric_keys.size());
