@@ -13,8 +13,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "difflab/did_you_mean.hpp"
 #include "difflab/errors.hpp"
-#include "difflab/registry.hpp"
 
 namespace difflab {
 namespace {

@@ -451,3 +451,16 @@ TEST_CASE("a store without the report index reports the same, reading every valu
   RunStore writer(path);  // a writer puts the index back
   CHECK(writer.has_report_index());
 }
+
+TEST_CASE("runner report starts without LibTorch; every other command runs in runner-engine",
+          "[report][cli]") {
+  // Loading LibTorch takes half a second, longer than a final report of 10,000 runs.
+  std::string output;
+  REQUIRE(difflab::test::run_command("ldd " + difflab::test::runner_path(), &output) == 0);
+  CHECK_THAT(output, Contains("libsqlite3"));
+  CHECK_THAT(output, !Contains("libtorch"));
+  CHECK(difflab::test::run_command(difflab::test::runner_path() + " --version", &output) == 0);
+  CHECK_THAT(output, Contains("(torch "));
+  CHECK(difflab::test::run_command(difflab::test::runner_path() + " report --db /no/such.db", &output) == 2);
+  CHECK_THAT(output, Contains("runner report: error: /no/such.db: no such database"));
+}

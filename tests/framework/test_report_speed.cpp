@@ -1,5 +1,5 @@
 // Hidden ([.report-speed]): `runner report` on a store of 10,000 runs x 100 checkpoints with metrics.
-// Run: build/tests/difflab_tests "[.report-speed]" (builds the store once, ~1-2 min; prints times).
+// Run: build/tests/difflab_tests "[.report-speed]" (builds the store in ~40 s; prints the times).
 #include <chrono>
 #include <iostream>
 
@@ -33,7 +33,7 @@ TEST_CASE("runner report on 10,000 runs x 100 checkpoints", "[.report-speed]") {
     const double seconds = seconds_since(start);
     CHECK(status == 0);
     std::cout << "runner report --checkpoint " << choice << ": " << seconds << " s\n";
-    if (std::string(choice) == "final") CHECK(seconds < 1.0);
+    if (std::string(choice) != "all") CHECK(seconds < 1.0);
   }
   std::filesystem::remove_all(dir);
 }
