@@ -2,6 +2,7 @@
 #include "report.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -9,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -46,6 +48,16 @@ std::string compact_double(double value) {
   return format_double("%.17g", value);
 }
 
+// printf's "%.<precision>g" for finite values (std::to_chars is specified to match it), several
+// times quicker: a report of every checkpoint prints millions of values.
+std::string general_double(double value, int precision) {
+  if (!std::isfinite(value)) return format_double("%g", value);
+  char text[64];
+  const auto end = std::to_chars(text, text + sizeof text, value, std::chars_format::general,
+                                 precision).ptr;
+  return std::string(text, end);
+}
+
 }  // namespace
 
 // One cell as text; `full` keeps every digit of metric values (CSV) instead of 4 (tables).
@@ -56,7 +68,7 @@ std::string report_cell_text(const Json& value, ColumnKind kind, bool full) {
   if (value.is_number_integer()) return value.dump();
   if (value.is_number_float()) {
     const double v = value.get<double>();
-    if (kind == ColumnKind::metric) return format_double(full ? "%.17g" : "%.4g", v);
+    if (kind == ColumnKind::metric) return general_double(v, full ? 17 : 4);
     return compact_double(v);
   }
   return value.dump();  // arrays and objects given as axis values
@@ -338,22 +350,32 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
     if (auto it = run_index.find(c.run_id); it != run_index.end())
       run_checkpoints[it->second].push_back(&c);
   }
-  std::unordered_map<std::int64_t, std::vector<const MetricRecord*>> checkpoint_metrics;
-  for (const auto& m : metrics) checkpoint_metrics[m.checkpoint_id].push_back(&m);
+  std::unordered_map<std::int64_t, std::vector<std::size_t>> checkpoint_metrics;  // indexes
+  for (std::size_t i = 0; i < metrics.size(); ++i)
+    checkpoint_metrics[metrics[i].checkpoint_id].push_back(i);
 
   const auto metric_keys = column_order(recorded_keys);
   std::map<std::string, std::set<std::string>> variants_of;
   for (const auto& k : metric_keys) variants_of[k.metric].insert(k.variant);
-  std::map<MetricKey, std::size_t> metric_column;
-  for (std::size_t i = 0; i < metric_keys.size(); ++i) metric_column[metric_keys[i]] = i;
+  // Each value's column, looked up once (by views of its strings: `all` has millions of values).
+  using KeyView = std::tuple<std::string_view, std::string_view, std::string_view>;
+  std::map<KeyView, std::size_t> metric_column;
+  for (std::size_t i = 0; i < metric_keys.size(); ++i)
+    metric_column[{metric_keys[i].metric, metric_keys[i].variant, metric_keys[i].sampler}] = i;
+  std::vector<std::size_t> column_of(metrics.size(), metric_keys.size());  // size(): none
+  for (std::size_t i = 0; i < metrics.size(); ++i) {
+    const auto it = metric_column.find({metrics[i].metric, metrics[i].variant, metrics[i].sampler});
+    if (it != metric_column.end()) column_of[i] = it->second;
+  }
   const auto key_column = best_key_column(metric_keys);
 
   auto values_of = [&](const CheckpointRecord* c) {
     std::vector<std::optional<double>> values(metric_keys.size());
     if (!c) return values;
     if (auto it = checkpoint_metrics.find(c->id); it != checkpoint_metrics.end()) {
-      for (const auto* m : it->second)
-        values[metric_column[{m->metric, m->variant, m->sampler}]] = m->value;
+      for (const auto i : it->second) {
+        if (column_of[i] < values.size()) values[column_of[i]] = metrics[i].value;
+      }
     }
     return values;
   };

@@ -388,7 +388,8 @@ RunStore::RunStore(const std::string& path, Access access)
   if (access == Access::read_only && !std::filesystem::exists(path, ec)) {
     throw InputError(path + ": no such run database");
   }
-  const int flags = access == Access::read_only ? SQLITE_OPEN_READONLY
+  // A reader is used by one thread (see the class comment): it skips SQLite's per-call mutex.
+  const int flags = access == Access::read_only ? SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX
                                                 : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   const int rc = sqlite3_open_v2(path.c_str(), &impl_->db, flags, nullptr);
   if (rc != SQLITE_OK) {
