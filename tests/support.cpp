@@ -43,6 +43,37 @@ int run_command(const std::string& command, std::string* output) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+void make_big_store(const std::string& path, const BigStore& shape) {
+  RunStore store(path);
+  store.transaction([&] {
+    const auto sweep = store.add_sweep("big", "big.yaml", "name: big\n");
+    std::vector<LossRecord> losses;
+    for (int e = 1; e <= shape.losses; ++e) losses.push_back({e, e, 1.0 / e});
+    for (int r = 0; r < shape.runs; ++r) {
+      RunRecord run;
+      run.sweep_id = sweep;
+      run.grid_index = r;
+      run.config_json = "{}";
+      run.config_hash = "hash" + std::to_string(r);
+      run.train_hash = run.config_hash;
+      run.axes_json = R"({"schedule.plugin":"linear","seed":)" + std::to_string(r) + "}";
+      run.seed = r;
+      run.id = store.add_run(run);
+      store.add_losses(run.id, losses);
+      for (int k = 1; k <= shape.checkpoints; ++k) {
+        const auto id = store.add_checkpoint({0, run.id, 10 * k, 100 * k, "runs/ck.pt", double(k), "model"});
+        store.add_metric({id, "", "{}", "test_loss", "mse(prediction=epsilon,repeats=4,timesteps=all)", 1.0 / k});
+        for (const auto& sampler : shape.samplers) {
+          const std::string params = R"({"plugin":")" + sampler.substr(0, sampler.find('(')) + "\"}";
+          store.add_metric({id, sampler, params, "mmd", "rbf(bandwidths=0.1,0.2,0.5,1,2,5)", 0.01 * r / k});
+          store.add_metric({id, sampler, params, "wasserstein", "exact", 0.1 + double(r % 7) / k});
+        }
+      }
+      store.mark_done(run.id, 10.0, 5.0);
+    }
+  });
+}
+
 std::vector<std::string> recorded_rows(const std::filesystem::path& db) {
   namespace fs = std::filesystem;
   const auto exact = [](double v) {

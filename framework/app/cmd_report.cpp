@@ -3,7 +3,7 @@
 #include <fstream>
 #include <iostream>
 
-#include "commands.hpp"
+#include "args.hpp"
 #include "difflab/errors.hpp"
 #include "report.hpp"
 

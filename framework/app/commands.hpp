@@ -3,15 +3,11 @@
 #include <string>
 #include <vector>
 
-#include <boost/program_options.hpp>
-
+#include "args.hpp"
 #include "progress.hpp"
 #include "sweep_grid.hpp"
 
 namespace difflab::app {
-
-namespace po = boost::program_options;
-using Args = std::vector<std::string>;
 
 int sweep_command(const Args& args);     // runner sweep FILE ...
 int run_command(const Args& args);       // runner run FILE --index I ...
@@ -26,10 +22,6 @@ struct PluginArgs {
   void add_to(po::options_description& desc);
   void load() const;  // the build's/installed plugins, --plugin-dir, DIFFLAB_PLUGIN_PATH
 };
-
-/// Parses `args` (after the subcommand) into `vm`; `--help` prints usage and returns false.
-bool parse_args(const Args& args, const std::string& usage, const po::options_description& desc,
-                const po::positional_options_description& positional, po::variables_map& vm);
 
 /// Sets the log level, BLAS threading and torch's thread count; logs what it chose.
 void configure_runtime(int threads, bool verbose, bool quiet);

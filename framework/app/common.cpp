@@ -24,17 +24,6 @@ void PluginArgs::load() const {
   Registry::instance().load_default(dirs);
 }
 
-bool parse_args(const Args& args, const std::string& usage, const po::options_description& desc,
-                const po::positional_options_description& positional, po::variables_map& vm) {
-  po::store(po::command_line_parser(args).options(desc).positional(positional).run(), vm);
-  if (vm.count("help")) {
-    std::cout << "usage: " << usage << "\n\n" << desc;
-    return false;
-  }
-  po::notify(vm);
-  return true;
-}
-
 constexpr const char* kLogPattern = "%H:%M:%S %^%l%$ %v";
 
 void configure_runtime(int threads, bool verbose, bool quiet) {

@@ -2,6 +2,7 @@
 #include "report.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -9,11 +10,13 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 
+#include "difflab/did_you_mean.hpp"
 #include "difflab/errors.hpp"
-#include "difflab/registry.hpp"
 
 namespace difflab {
 namespace {
@@ -26,13 +29,6 @@ const std::vector<std::string> kBestMetrics = {"wasserstein", "fid", "mmd", "tes
 
 using ColumnKind = ReportColumnKind;
 using Column = ReportColumn;
-
-struct MetricKey {
-  std::string metric, variant, sampler;
-  bool operator<(const MetricKey& o) const {
-    return std::tie(metric, variant, sampler) < std::tie(o.metric, o.variant, o.sampler);
-  }
-};
 
 std::string format_double(const char* format, double value) {
   char text[64];
@@ -52,6 +48,16 @@ std::string compact_double(double value) {
   return format_double("%.17g", value);
 }
 
+// printf's "%.<precision>g" for finite values (std::to_chars is specified to match it), several
+// times quicker: a report of every checkpoint prints millions of values.
+std::string general_double(double value, int precision) {
+  if (!std::isfinite(value)) return format_double("%g", value);
+  char text[64];
+  const auto end = std::to_chars(text, text + sizeof text, value, std::chars_format::general,
+                                 precision).ptr;
+  return std::string(text, end);
+}
+
 }  // namespace
 
 // One cell as text; `full` keeps every digit of metric values (CSV) instead of 4 (tables).
@@ -62,7 +68,7 @@ std::string report_cell_text(const Json& value, ColumnKind kind, bool full) {
   if (value.is_number_integer()) return value.dump();
   if (value.is_number_float()) {
     const double v = value.get<double>();
-    if (kind == ColumnKind::metric) return format_double(full ? "%.17g" : "%.4g", v);
+    if (kind == ColumnKind::metric) return general_double(v, full ? 17 : 4);
     return compact_double(v);
   }
   return value.dump();  // arrays and objects given as axis values
@@ -197,6 +203,41 @@ std::string metric_header(const MetricKey& key, bool show_variant) {
   return header;
 }
 
+// Metric columns: checkpoint-scope ones first, then grouped by metric; metrics, variants and
+// samplers each in the order they were first recorded (`recorded` is in that order).
+std::vector<MetricKey> column_order(const std::vector<MetricKey>& recorded) {
+  std::map<std::string, std::size_t> metric_rank, sampler_rank;
+  std::map<std::pair<std::string, std::string>, std::size_t> variant_rank;
+  for (const auto& k : recorded) {
+    metric_rank.emplace(k.metric, metric_rank.size());
+    variant_rank.emplace(std::make_pair(k.metric, k.variant), variant_rank.size());
+    sampler_rank.emplace(k.sampler, sampler_rank.size());
+  }
+  std::vector<MetricKey> keys = recorded;
+  std::sort(keys.begin(), keys.end(), [&](const MetricKey& a, const MetricKey& b) {
+    auto rank = [&](const MetricKey& k) {
+      return std::make_tuple(!k.sampler.empty(), metric_rank[k.metric],
+                             variant_rank[{k.metric, k.variant}], sampler_rank[k.sampler]);
+    };
+    return rank(a) < rank(b);
+  });
+  return keys;
+}
+
+// Best checkpoint rule: the key column is the first of wasserstein, fid, mmd, test_loss that
+// the report has (its first sampler's column), else the first metric column; per run, the
+// checkpoint with the lowest finite value there (the earliest on ties); a run with no such
+// value shows its final checkpoint instead.
+std::optional<std::size_t> best_key_column(const std::vector<MetricKey>& columns) {
+  for (const auto& name : kBestMetrics) {
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      if (columns[i].metric == name) return i;
+    }
+  }
+  if (!columns.empty()) return 0;
+  return std::nullopt;
+}
+
 }  // namespace
 
 ReportFormat parse_report_format(const std::string& name) {
@@ -224,8 +265,9 @@ CheckpointChoice parse_checkpoint_choice(const std::string& name) {
 }
 
 ReportTable make_report_table(const RunStore& store, const ReportOptions& options) {
-  // Four queries in all (sweeps, runs, checkpoints, metrics), whatever the store's size; html
-  // adds the losses and artifacts.
+  // A few queries whatever the store's size: sweeps, runs, then every checkpoint and metric value
+  // (all, html: its charts show them) or, given the store's report index, only those of the
+  // checkpoint each run shows; html adds the losses and artifacts.
   ReportTable table;
   table.sweeps = store.sweeps();
   const auto& sweeps = table.sweeps;
@@ -252,10 +294,46 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
   auto& runs = table.runs;
   auto& checkpoints = table.checkpoints;
   auto& metrics = table.metrics;
+  std::vector<MetricKey> recorded_keys;  // in the order each was first recorded
   store.snapshot([&] {  // one consistent view while a sweep goes on writing
     runs = store.runs(options.sweep);
-    checkpoints = store.sweep_checkpoints(options.sweep);
-    metrics = store.sweep_metrics(options.sweep);
+    // One checkpoint per run, without html's charts of every value: the store chooses the
+    // candidates by index, and the rules below pick from them what they would from them all.
+    const bool one_per_run = options.checkpoint != CheckpointChoice::all &&
+                             options.format != ReportFormat::html && store.has_report_index();
+    if (one_per_run) {
+      recorded_keys = store.metric_keys(options.sweep);
+      const auto final_ids = store.final_checkpoints(options.sweep);
+      std::vector<std::int64_t> ids;
+      if (options.checkpoint == CheckpointChoice::best) {
+        const auto columns = column_order(recorded_keys);
+        const auto key = best_key_column(columns);
+        const auto best_ids = key ? store.best_checkpoints(columns[*key])
+                                  : std::vector<std::pair<std::int64_t, std::int64_t>>{};
+        std::unordered_set<std::int64_t> shown_runs, with_best;
+        for (const auto& r : runs) shown_runs.insert(r.id);
+        for (const auto& [run, checkpoint] : best_ids) {
+          if (!shown_runs.count(run)) continue;  // another sweep's
+          with_best.insert(run);
+          ids.push_back(checkpoint);
+        }
+        for (const auto& [run, checkpoint] : final_ids) {
+          if (!with_best.count(run)) ids.push_back(checkpoint);
+        }
+      } else {
+        for (const auto& [run, checkpoint] : final_ids) ids.push_back(checkpoint);
+      }
+      checkpoints = store.checkpoints_with_ids(ids);
+      metrics = store.metrics_of_checkpoints(ids);
+    } else {
+      checkpoints = store.sweep_checkpoints(options.sweep);
+      metrics = store.sweep_metrics(options.sweep);
+      std::set<MetricKey> seen;
+      for (const auto& m : metrics) {
+        if (seen.insert({m.metric, m.variant, m.sampler}).second)
+          recorded_keys.push_back({m.metric, m.variant, m.sampler});
+      }
+    }
     if (options.format == ReportFormat::html) {
       table.losses = store.sweep_losses(options.sweep);
       table.artifacts = store.sweep_artifacts(options.sweep);
@@ -272,50 +350,32 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
     if (auto it = run_index.find(c.run_id); it != run_index.end())
       run_checkpoints[it->second].push_back(&c);
   }
-  std::unordered_map<std::int64_t, std::vector<const MetricRecord*>> checkpoint_metrics;
-  for (const auto& m : metrics) checkpoint_metrics[m.checkpoint_id].push_back(&m);
+  std::unordered_map<std::int64_t, std::vector<std::size_t>> checkpoint_metrics;  // indexes
+  for (std::size_t i = 0; i < metrics.size(); ++i)
+    checkpoint_metrics[metrics[i].checkpoint_id].push_back(i);
 
-  // Metric columns: checkpoint-scope ones first, then grouped by metric, each in first-seen order.
-  std::map<std::string, std::size_t> metric_rank, sampler_rank;
-  std::map<std::pair<std::string, std::string>, std::size_t> variant_rank;
+  const auto metric_keys = column_order(recorded_keys);
   std::map<std::string, std::set<std::string>> variants_of;
-  std::set<MetricKey> keys;
-  for (const auto& m : metrics) {
-    metric_rank.emplace(m.metric, metric_rank.size());
-    variant_rank.emplace(std::make_pair(m.metric, m.variant), variant_rank.size());
-    sampler_rank.emplace(m.sampler, sampler_rank.size());
-    variants_of[m.metric].insert(m.variant);
-    keys.insert({m.metric, m.variant, m.sampler});
+  for (const auto& k : metric_keys) variants_of[k.metric].insert(k.variant);
+  // Each value's column, looked up once (by views of its strings: `all` has millions of values).
+  using KeyView = std::tuple<std::string_view, std::string_view, std::string_view>;
+  std::map<KeyView, std::size_t> metric_column;
+  for (std::size_t i = 0; i < metric_keys.size(); ++i)
+    metric_column[{metric_keys[i].metric, metric_keys[i].variant, metric_keys[i].sampler}] = i;
+  std::vector<std::size_t> column_of(metrics.size(), metric_keys.size());  // size(): none
+  for (std::size_t i = 0; i < metrics.size(); ++i) {
+    const auto it = metric_column.find({metrics[i].metric, metrics[i].variant, metrics[i].sampler});
+    if (it != metric_column.end()) column_of[i] = it->second;
   }
-  std::vector<MetricKey> metric_keys(keys.begin(), keys.end());
-  std::sort(metric_keys.begin(), metric_keys.end(), [&](const MetricKey& a, const MetricKey& b) {
-    auto rank = [&](const MetricKey& k) {
-      return std::make_tuple(!k.sampler.empty(), metric_rank[k.metric],
-                             variant_rank[{k.metric, k.variant}], sampler_rank[k.sampler]);
-    };
-    return rank(a) < rank(b);
-  });
-  std::map<MetricKey, std::size_t> metric_column;
-  for (std::size_t i = 0; i < metric_keys.size(); ++i) metric_column[metric_keys[i]] = i;
-
-  // Best checkpoint rule: the key column is the first of wasserstein, fid, mmd, test_loss that
-  // the report has (its first sampler's column), else the first metric column; per run, the
-  // checkpoint with the lowest finite value there (the earliest on ties); a run with no such
-  // value shows its final checkpoint instead.
-  std::optional<std::size_t> key_column;
-  for (const auto& name : kBestMetrics) {
-    for (std::size_t i = 0; i < metric_keys.size() && !key_column; ++i) {
-      if (metric_keys[i].metric == name) key_column = i;
-    }
-  }
-  if (!key_column && !metric_keys.empty()) key_column = 0;
+  const auto key_column = best_key_column(metric_keys);
 
   auto values_of = [&](const CheckpointRecord* c) {
     std::vector<std::optional<double>> values(metric_keys.size());
     if (!c) return values;
     if (auto it = checkpoint_metrics.find(c->id); it != checkpoint_metrics.end()) {
-      for (const auto* m : it->second)
-        values[metric_column[{m->metric, m->variant, m->sampler}]] = m->value;
+      for (const auto i : it->second) {
+        if (column_of[i] < values.size()) values[column_of[i]] = metrics[i].value;
+      }
     }
     return values;
   };

@@ -48,8 +48,8 @@ struct ReportColumn {
 struct ReportTable {
   std::vector<SweepRecord> sweeps;
   std::vector<RunRecord> runs;
-  std::vector<CheckpointRecord> checkpoints;
-  std::vector<MetricRecord> metrics;
+  std::vector<CheckpointRecord> checkpoints;  // every one, or (final, best) those rows may show
+  std::vector<MetricRecord> metrics;          // the values of `checkpoints`
   std::vector<std::pair<std::int64_t, LossRecord>> losses;  // html only: (run id, loss)
   std::vector<ArtifactRecord> artifacts;                     // html only
   std::vector<ReportColumn> columns;
@@ -60,8 +60,9 @@ struct ReportTable {
   std::string footer;                         // "best checkpoint per run: lowest ..." or ""
 };
 
-/// Reads the store (four queries; six for html) and builds the table. InputError for a sweep
-/// name not in the store; no rows when the store has no runs (for that sweep).
+/// Reads the store and builds the table: every checkpoint and metric value for `all` and html,
+/// else only those of the checkpoints the rows show (found by index: RunStore::has_report_index).
+/// InputError for a sweep name not in the store; no rows when the store has no runs (for it).
 ReportTable make_report_table(const RunStore& store, const ReportOptions& options);
 
 /// A cell as text: metric values to 4 significant digits, or every digit with `full`; "" for null.
@@ -73,7 +74,7 @@ std::string report_cell_text(const nlohmann::ordered_json& value, ReportColumnKi
 /// and `reason` last when a shown run failed. Metric columns: checkpoint-scope ones first, then
 /// grouped by metric, metrics and samplers in the order they were first recorded. Missing values:
 /// "-" in tables, empty in CSV, null in JSON. InputError for a sweep name not in the store; an
-/// empty store gives "no runs recorded" (`[]` in JSON, nothing in CSV). Four queries in all.
+/// empty store gives "no runs recorded" (`[]` in JSON, nothing in CSV).
 std::string render_report(const RunStore& store, const ReportOptions& options);
 
 /// The self-contained HTML page of `table` (report_html.cpp): the sortable table, Vega-Lite

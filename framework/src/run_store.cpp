@@ -3,11 +3,13 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <ctime>
 #include <filesystem>
 #include <limits>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 
@@ -98,6 +100,14 @@ ALTER TABLE checkpoints ADD COLUMN weights TEXT NOT NULL DEFAULT 'model';
 )sql",
 };
 static_assert(kApplicationId == 1145457730, "migration 1 writes kApplicationId literally");
+
+// What quick reports need besides the schema's indexes: metric values by (metric, variant,
+// sampler), then in the order they were recorded. Writers add it when they open a store (no
+// version bump: older runners read and write such a store as before); readers check for it.
+constexpr const char* kMetricsByKeyIndex = "metrics_by_key";
+constexpr const char* kCreateMetricsByKey =
+    "CREATE INDEX IF NOT EXISTS metrics_by_key"
+    " ON metrics(metric, variant, sampler, id, checkpoint_id, value)";
 
 constexpr const char* kRunColumns =
     "r.id, r.sweep_id, r.grid_index, r.config_json, r.config_hash, r.train_hash, r.axes_json, "
@@ -263,6 +273,7 @@ class Statement {
     }
     return sqlite3_changes(impl_.db);
   }
+  sqlite3_stmt* handle() const { return stmt_; }
   void reset() {
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
@@ -355,6 +366,14 @@ const std::string kSelectRunByHash = std::string("SELECT ") + kRunColumns +
 const std::string kSelectTrained = std::string("SELECT ") + kRunColumns +
                                    " FROM runs r WHERE r.train_hash = ?1 AND r.status = 'done'"
                                    " ORDER BY r.id LIMIT 1";
+// metric_keys: the first key of metrics_by_key, and the next one after a given key.
+const std::string kKeyScan = "SELECT metric, variant, sampler FROM metrics INDEXED BY metrics_by_key ";
+const std::string kKeyOrder = " ORDER BY metric, variant, sampler LIMIT 1";
+const std::string kFirstKey = kKeyScan + kKeyOrder;
+const std::string kNextSampler =
+    kKeyScan + "WHERE metric = ?1 AND variant = ?2 AND sampler > ?3" + kKeyOrder;
+const std::string kNextVariant = kKeyScan + "WHERE metric = ?1 AND variant > ?2" + kKeyOrder;
+const std::string kNextMetric = kKeyScan + "WHERE metric > ?1" + kKeyOrder;
 const std::string kSelectRuns = std::string("SELECT ") + kRunColumns +
                                 " FROM runs r JOIN sweeps s ON s.id = r.sweep_id"
                                 " WHERE ?1 = '' OR s.name = ?1 ORDER BY s.name, r.grid_index, r.id";
@@ -369,7 +388,8 @@ RunStore::RunStore(const std::string& path, Access access)
   if (access == Access::read_only && !std::filesystem::exists(path, ec)) {
     throw InputError(path + ": no such run database");
   }
-  const int flags = access == Access::read_only ? SQLITE_OPEN_READONLY
+  // A reader is used by one thread (see the class comment): it skips SQLite's per-call mutex.
+  const int flags = access == Access::read_only ? SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX
                                                 : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   const int rc = sqlite3_open_v2(path.c_str(), &impl_->db, flags, nullptr);
   if (rc != SQLITE_OK) {
@@ -411,6 +431,7 @@ RunStore::RunStore(const std::string& path, Access access)
   impl_->exec_setup("PRAGMA foreign_keys = ON");
   impl_->exec_setup("PRAGMA synchronous = NORMAL");
   impl_->migrate();
+  impl_->exec_setup(kCreateMetricsByKey);
 }
 
 RunStore::~RunStore() = default;
@@ -765,6 +786,151 @@ std::vector<MetricRecord> RunStore::sweep_metrics(const std::string& sweep) cons
       " JOIN runs r ON r.id = c.run_id JOIN sweeps w ON w.id = r.sweep_id"
       " WHERE ?1 = '' OR w.name = ?1 ORDER BY m.id");
   s.bind(1, sweep);
+  std::vector<MetricRecord> out;
+  while (s.step()) out.push_back(read_metric(s));
+  return out;
+}
+
+bool MetricKey::operator<(const MetricKey& o) const {
+  return std::tie(metric, variant, sampler) < std::tie(o.metric, o.variant, o.sampler);
+}
+
+bool MetricKey::operator==(const MetricKey& o) const {
+  return metric == o.metric && variant == o.variant && sampler == o.sampler;
+}
+
+bool RunStore::has_report_index() const {
+  Statement s(*impl_, "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1");
+  s.bind(1, std::string(kMetricsByKeyIndex));
+  return s.step();
+}
+
+std::vector<MetricKey> RunStore::metric_keys(const std::string& sweep) const {
+  std::vector<std::pair<std::int64_t, MetricKey>> first;  // (first id, key)
+  if (!has_report_index()) {
+    Statement s(*impl_,
+                "SELECT MIN(m.id), m.metric, m.variant, m.sampler FROM metrics m"
+                " JOIN checkpoints c ON c.id = m.checkpoint_id JOIN runs r ON r.id = c.run_id"
+                " JOIN sweeps w ON w.id = r.sweep_id WHERE ?1 = '' OR w.name = ?1"
+                " GROUP BY m.metric, m.variant, m.sampler");
+    s.bind(1, sweep);
+    while (s.step()) first.push_back({s.integer(0), {s.text(1), s.text(2), s.text(3)}});
+  } else {
+    // Skip from key to key through the index (SQLite skips only with ANALYZE statistics), then
+    // find each key's first value: a few index searches however many values each key has.
+    std::vector<MetricKey> keys;
+    auto next = [&](const char* sql, int bound) {
+      Statement s(*impl_, sql);
+      const auto& last = keys.back();
+      if (bound >= 1) s.bind(1, last.metric);
+      if (bound >= 2) s.bind(2, last.variant);
+      if (bound >= 3) s.bind(3, last.sampler);
+      if (!s.step()) return false;
+      keys.push_back({s.text(0), s.text(1), s.text(2)});
+      return true;
+    };
+    {
+      Statement s(*impl_, kFirstKey.c_str());
+      if (s.step()) keys.push_back({s.text(0), s.text(1), s.text(2)});
+    }
+    while (!keys.empty() &&
+           (next(kNextSampler.c_str(), 3) || next(kNextVariant.c_str(), 2) ||
+            next(kNextMetric.c_str(), 1))) {
+    }
+    for (const auto& key : keys) {
+      Statement s(*impl_, sweep.empty()
+                              ? "SELECT MIN(id) FROM metrics INDEXED BY metrics_by_key"
+                                " WHERE metric = ?1 AND variant = ?2 AND sampler = ?3"
+                              : "SELECT m.id FROM metrics m INDEXED BY metrics_by_key"
+                                " JOIN checkpoints c ON c.id = m.checkpoint_id"
+                                " JOIN runs r ON r.id = c.run_id JOIN sweeps w ON w.id = r.sweep_id"
+                                " WHERE m.metric = ?1 AND m.variant = ?2 AND m.sampler = ?3"
+                                " AND w.name = ?4 ORDER BY m.id LIMIT 1");
+      s.bind(1, key.metric).bind(2, key.variant).bind(3, key.sampler);
+      if (!sweep.empty()) s.bind(4, sweep);
+      if (s.step() && sqlite3_column_type(s.handle(), 0) != SQLITE_NULL)
+        first.push_back({s.integer(0), key});
+    }
+  }
+  std::sort(first.begin(), first.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<MetricKey> out;
+  for (auto& [id, key] : first) out.push_back(std::move(key));
+  return out;
+}
+
+std::vector<std::pair<std::int64_t, std::int64_t>> RunStore::final_checkpoints(
+    const std::string& sweep) const {
+  // Per run: its checkpoints from the last step back, until one has a value (both by index).
+  Statement s(*impl_,
+              "SELECT r.id, COALESCE("
+              " (SELECT c.id FROM checkpoints c WHERE c.run_id = r.id AND EXISTS"
+              "   (SELECT 1 FROM metrics m WHERE m.checkpoint_id = c.id) ORDER BY c.step DESC LIMIT 1),"
+              " (SELECT c.id FROM checkpoints c WHERE c.run_id = r.id ORDER BY c.step DESC LIMIT 1))"
+              " FROM runs r JOIN sweeps w ON w.id = r.sweep_id WHERE ?1 = '' OR w.name = ?1");
+  s.bind(1, sweep);
+  std::vector<std::pair<std::int64_t, std::int64_t>> out;
+  while (s.step()) {
+    if (sqlite3_column_type(s.handle(), 1) != SQLITE_NULL) out.push_back({s.integer(0), s.integer(1)});
+  }
+  return out;
+}
+
+std::vector<std::pair<std::int64_t, std::int64_t>> RunStore::best_checkpoints(
+    const MetricKey& key) const {
+  // One pass over the key's values (a range of metrics_by_key); the minimum per run is kept here,
+  // which is quicker than SQLite sorting them for a window function.
+  Statement s(*impl_,
+              "SELECT c.run_id, c.id, c.step, m.value FROM metrics m"
+              " JOIN checkpoints c ON c.id = m.checkpoint_id"
+              " WHERE m.metric = ?1 AND m.variant = ?2 AND m.sampler = ?3 AND m.value IS NOT NULL");
+  s.bind(1, key.metric).bind(2, key.variant).bind(3, key.sampler);
+  struct Best {
+    std::int64_t checkpoint, step;
+    double value;
+  };
+  std::unordered_map<std::int64_t, Best> best;
+  std::vector<std::int64_t> order;  // runs in the order first seen
+  while (s.step()) {
+    const double value = s.real(3);
+    if (!std::isfinite(value)) continue;
+    const Best candidate{s.integer(1), s.integer(2), value};
+    auto [it, added] = best.try_emplace(s.integer(0), candidate);
+    if (added) {
+      order.push_back(it->first);
+    } else if (value < it->second.value ||
+               (value == it->second.value && candidate.step < it->second.step)) {
+      it->second = candidate;
+    }
+  }
+  std::vector<std::pair<std::int64_t, std::int64_t>> out;
+  for (const auto run : order) out.push_back({run, best[run].checkpoint});
+  return out;
+}
+
+namespace {
+std::string json_ids(const std::vector<std::int64_t>& ids) {
+  std::string text = "[";
+  for (const auto id : ids) text += (text.size() > 1 ? "," : "") + std::to_string(id);
+  return text + "]";
+}
+}  // namespace
+
+std::vector<CheckpointRecord> RunStore::checkpoints_with_ids(const std::vector<std::int64_t>& ids) const {
+  Statement s(*impl_,
+              "SELECT id, run_id, epoch, step, file, wall_seconds, weights FROM checkpoints"
+              " WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY run_id, step");
+  s.bind(1, json_ids(ids));
+  std::vector<CheckpointRecord> out;
+  while (s.step()) out.push_back(read_checkpoint(s));
+  return out;
+}
+
+std::vector<MetricRecord> RunStore::metrics_of_checkpoints(const std::vector<std::int64_t>& ids) const {
+  Statement s(*impl_,
+              "SELECT checkpoint_id, sampler, sampler_params_json, metric, variant, value FROM metrics"
+              " WHERE checkpoint_id IN (SELECT value FROM json_each(?1)) ORDER BY id");
+  s.bind(1, json_ids(ids));
   std::vector<MetricRecord> out;
   while (s.step()) out.push_back(read_metric(s));
   return out;

@@ -71,6 +71,14 @@ struct MetricRecord {
   double value = 0;  // NaN round-trips (stored as NULL)
 };
 
+/// What a report's metric column holds: one metric, in one variant, from one sampler ("" for
+/// checkpoint-scope metrics such as test_loss).
+struct MetricKey {
+  std::string metric, variant, sampler;
+  bool operator<(const MetricKey& o) const;
+  bool operator==(const MetricKey& o) const;
+};
+
 struct ArtifactRecord {
   std::int64_t checkpoint_id = 0;
   std::string sampler;  // "" when not tied to a sampler
@@ -157,6 +165,23 @@ class RunStore {
   std::vector<CheckpointRecord> sweep_checkpoints(const std::string& sweep = "") const;
   /// Metric values of those checkpoints, in the order they were first recorded.
   std::vector<MetricRecord> sweep_metrics(const std::string& sweep = "") const;
+
+  /// Reads that let a report show one checkpoint per run without reading every metric value:
+  /// index searches per metric key and per run, given the metrics_by_key index that a writer of
+  /// this version adds when it opens the store. Without it they are right but scan the metrics.
+  bool has_report_index() const;
+  /// The distinct keys of a sweep's metric values (every sweep's when `sweep` is empty), in the
+  /// order each was first recorded.
+  std::vector<MetricKey> metric_keys(const std::string& sweep = "") const;
+  /// (run id, checkpoint id) for each run of a sweep that has checkpoints: its last checkpoint
+  /// that has metric values, else its last checkpoint.
+  std::vector<std::pair<std::int64_t, std::int64_t>> final_checkpoints(const std::string& sweep = "") const;
+  /// (run id, checkpoint id) for each run of any sweep that has a finite value of `key`: the
+  /// checkpoint with the lowest value, the earliest (by step) on ties.
+  std::vector<std::pair<std::int64_t, std::int64_t>> best_checkpoints(const MetricKey& key) const;
+  /// The checkpoints with these ids, by run id then step; their metric values, as recorded.
+  std::vector<CheckpointRecord> checkpoints_with_ids(const std::vector<std::int64_t>& ids) const;
+  std::vector<MetricRecord> metrics_of_checkpoints(const std::vector<std::int64_t>& ids) const;
 
   struct Impl;
 

@@ -1,6 +1,9 @@
 // render_report: columns, checkpoint choices (final, best, all) and the four formats.
+#include <sqlite3.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -365,30 +368,9 @@ TEST_CASE("report options parse by name", "[report]") {
 
 TEST_CASE("a big store reports quickly", "[report]") {
   const auto path = (difflab::test::temp_dir("report-big") / "runs.db").string();
-  constexpr int kRuns = 200, kCheckpoints = 10;
-  {
-    RunStore store(path);
-    store.transaction([&] {
-      const auto sweep_id = store.add_sweep("big", "", "");
-      for (int r = 0; r < kRuns; ++r) {
-        difflab::RunRecord run;
-        run.sweep_id = sweep_id;
-        run.grid_index = r;
-        run.config_hash = "h" + std::to_string(r);
-        run.config_json = "{}";
-        run.axes_json = R"({"seed":)" + std::to_string(r) + "}";
-        const auto run_id = store.add_run(run);
-        for (int k = 0; k < kCheckpoints; ++k) {
-          const auto c = store.add_checkpoint({0, run_id, k, k, "", 0});
-          store.add_metric({c, "", "{}", "test_loss", "", 1.0 / (k + 1)});
-          for (const auto& sampler : kSamplers) {
-            store.add_metric({c, sampler, "{}", "mmd", "", 0.1 * k});
-            store.add_metric({c, sampler, "{}", "wasserstein", "", 0.2 * k});
-          }
-        }
-      }
-    });
-  }
+  const difflab::test::BigStore shape;
+  const auto kRuns = std::size_t(shape.runs), kCheckpoints = std::size_t(shape.checkpoints);
+  difflab::test::make_big_store(path, shape);
   const auto start = std::chrono::steady_clock::now();
   const auto text = report(path, ReportFormat::csv, CheckpointChoice::all);
   const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
@@ -396,5 +378,89 @@ TEST_CASE("a big store reports quickly", "[report]") {
   CHECK(elapsed.count() < 10.0);  // a few queries: well under a second; one per checkpoint is not
   const auto best = nlohmann::json::parse(report(path, ReportFormat::json, CheckpointChoice::best));
   REQUIRE(best.size() == kRuns);
-  CHECK(best[7]["epoch"] == 0);  // lowest wasserstein is at k = 0
+  CHECK(best[7]["epoch"] == 10);   // wasserstein ties at every checkpoint: the earliest
+  CHECK(best[8]["epoch"] == 100);  // wasserstein falls with k: the last
+}
+
+TEST_CASE("a store without the report index reports the same, reading every value", "[report]") {
+  const auto path = (difflab::test::temp_dir("report-no-index") / "runs.db").string();
+  difflab::test::BigStore shape;
+  shape.runs = 20;
+  shape.checkpoints = 4;
+  difflab::test::make_big_store(path, shape);
+  {
+    // Rows the per-run choice must get right: a run whose last checkpoint has no values yet (its
+    // final is the one before), one whose key values are all NaN (best falls back to final), one
+    // with no checkpoint at all, and a second sweep that --sweep leaves out.
+    RunStore store(path);
+    const auto sweep = store.add_sweep("big", "", "");
+    const auto other = store.add_sweep("other", "", "");
+    for (const auto& [sweep_id, index] : {std::pair{sweep, 20}, {sweep, 21}, {sweep, 22}, {other, 0}}) {
+      difflab::RunRecord run;
+      run.sweep_id = sweep_id;
+      run.grid_index = index;
+      run.config_json = "{}";
+      run.config_hash = "extra" + std::to_string(sweep_id) + "-" + std::to_string(index);
+      const auto run_id = store.add_run(run);
+      if (index == 22) continue;
+      const auto first = store.add_checkpoint({0, run_id, 1, 10, "", 0});
+      store.add_checkpoint({0, run_id, 2, 20, "", 0});  // not evaluated yet
+      const double value = index == 21 ? std::nan("") : 0.001;
+      store.add_metric({first, "ddpm", "{}", "wasserstein", "exact", value});
+      store.add_metric({first, "ddpm", "{}", "mmd", "rbf(bandwidths=0.1,0.2,0.5,1,2,5)", 0.5});
+    }
+  }
+  const auto render = [&](CheckpointChoice choice, const std::string& sweep) {
+    const RunStore store(path, RunStore::Access::read_only);
+    ReportOptions options;
+    options.sweep = sweep;
+    options.format = ReportFormat::csv;
+    options.checkpoint = choice;
+    return difflab::render_report(store, options);
+  };
+  std::vector<std::string> quick;
+  for (const auto* sweep : {"", "big", "other"}) {
+    for (const auto choice : {CheckpointChoice::final, CheckpointChoice::best}) quick.push_back(render(choice, sweep));
+  }
+  const auto best = parse_csv(quick[1]);  // sweep, run, schedule.plugin, seed, status, epoch, ...
+  REQUIRE(best.size() == 1 + 23 + 1);
+  CHECK(best[0][5] == "epoch");
+  CHECK(best[1][5] == "10");    // run 0: wasserstein ties at every checkpoint, the earliest
+  CHECK(best[2][5] == "40");    // run 1: wasserstein falls with k, the last
+  CHECK(best[21][5] == "1");    // run 20: the lowest wasserstein of all, at its first checkpoint
+  CHECK(best[22][5] == "1");    // run 21: NaN only, so its final: the last evaluated checkpoint
+  CHECK(best[23][5].empty());   // run 22: no checkpoint
+  CHECK(best[24][0] == "other");
+  CHECK(parse_csv(quick[0])[21][5] == "1");  // final: the last checkpoint with values
+  {
+    RunStore store(path);
+    CHECK(store.has_report_index());
+  }
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  CHECK(sqlite3_exec(db, "DROP INDEX metrics_by_key", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  CHECK_FALSE(RunStore(path, RunStore::Access::read_only).has_report_index());
+  std::size_t i = 0;
+  for (const auto* sweep : {"", "big", "other"}) {
+    for (const auto choice : {CheckpointChoice::final, CheckpointChoice::best}) {
+      INFO("sweep '" << sweep << "', choice " << int(choice));
+      CHECK(render(choice, sweep) == quick[i++]);
+    }
+  }
+  RunStore writer(path);  // a writer puts the index back
+  CHECK(writer.has_report_index());
+}
+
+TEST_CASE("runner report starts without LibTorch; every other command runs in runner-engine",
+          "[report][cli]") {
+  // Loading LibTorch takes half a second, longer than a final report of 10,000 runs.
+  std::string output;
+  REQUIRE(difflab::test::run_command("ldd " + difflab::test::runner_path(), &output) == 0);
+  CHECK_THAT(output, Contains("libsqlite3"));
+  CHECK_THAT(output, !Contains("libtorch"));
+  CHECK(difflab::test::run_command(difflab::test::runner_path() + " --version", &output) == 0);
+  CHECK_THAT(output, Contains("(torch "));
+  CHECK(difflab::test::run_command(difflab::test::runner_path() + " report --db /no/such.db", &output) == 2);
+  CHECK_THAT(output, Contains("runner report: error: /no/such.db: no such database"));
 }

@@ -235,30 +235,11 @@ TEST_CASE("runner report --format html writes the page; a bad format names html"
 
 TEST_CASE("a big store's html report is quick", "[report][html]") {
   const auto path = (difflab::test::temp_dir("report-html-big") / "runs.db").string();
-  constexpr int kRuns = 200, kCheckpoints = 10, kEpochs = 500;
-  {
-    RunStore store(path);
-    store.transaction([&] {
-      const auto sweep_id = store.add_sweep("big", "", "");
-      for (int r = 0; r < kRuns; ++r) {
-        difflab::RunRecord run;
-        run.sweep_id = sweep_id;
-        run.grid_index = r;
-        run.config_hash = "h" + std::to_string(r);
-        run.config_json = "{}";
-        run.axes_json = R"({"seed":)" + std::to_string(r) + "}";
-        const auto run_id = store.add_run(run);
-        std::vector<difflab::LossRecord> losses;
-        for (int e = 1; e <= kEpochs; ++e) losses.push_back({e, e, 1.0 / e});
-        store.add_losses(run_id, losses);
-        for (int k = 0; k < kCheckpoints; ++k) {
-          const auto c = store.add_checkpoint({0, run_id, k, k, "", 0});
-          store.add_metric({c, "", "{}", "test_loss", "", 1.0 / (k + 1)});
-          store.add_metric({c, "ddpm", "{}", "mmd", "", 0.1 * k});
-        }
-      }
-    });
-  }
+  difflab::test::BigStore shape;
+  shape.samplers = {"ddpm"};
+  shape.losses = 500;
+  const auto kRuns = std::size_t(shape.runs), kEpochs = std::size_t(shape.losses);
+  difflab::test::make_big_store(path, shape);
   const auto start = std::chrono::steady_clock::now();
   const auto html = html_report(path, "");
   const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;

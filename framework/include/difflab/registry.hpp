@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "difflab/did_you_mean.hpp"
 #include "difflab/plugin.hpp"
 
 namespace difflab {
@@ -54,8 +55,5 @@ class DIFFLAB_API Registry {
   Registry();
   Impl* impl_;  // never freed, like the registry itself
 };
-
-/// The closest candidate to `word` by edit distance, or "" when none is close enough.
-DIFFLAB_API std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
 
 }  // namespace difflab
