@@ -5,7 +5,7 @@
 #   3. experiments/schedule_sweep.yaml, whole wall time: `runner sweep` (and `runner sweep
 #      --batch-grid`) against bench/python/schedule_sweep.py (the same four schedules,
 #      checkpoints, samplers and metrics)
-#   4. the runner's overhead: a training-only `runner sweep` against the bare training loop
+#   4. the runner's overhead: the engine's run of a training-only grid point against the bare loop
 # Prints each figure and the ratio difflab/python, and writes bench/results/<device>-<date>.{json,md}.
 # Usage: bench/run.sh [--threads N] [--batch-grid] [--quick]   (build first: scripts/build.sh)
 #   --batch-grid also times `runner sweep --batch-grid` (about a minute more)
@@ -102,24 +102,14 @@ start=$(now)
   --out "$work/python-runs" "${set_args[@]}" > "$work/sweep-python-out.json"
 echo "$start $(now)" > "$work/sweep-python.time"
 
-# The runner's own overhead (checkpoint files, store writes, logging) on a training-only run of
-# the sweep's model at its own checkpoint interval: `runner sweep` against difflab_bench's bare
-# training loop, same steps, each timed as a whole process (both load the plugins and the data).
-# Three rounds, alternating, and the fastest of each: this shared machine's noise is a few percent.
+# The runner's own overhead (set-up, checkpoint files, store writes, logging) on a training-only
+# run of the sweep's model at its own checkpoint interval: difflab_bench overhead runs it through
+# the engine as `runner sweep` does and the bare loop alternately in one process, 3 times.
 overhead_set=(--set "train.epochs=$overhead_epochs" --set 'sweep.schedule.plugin=[linear]'
   --set 'evaluation.samplers=[]' --set 'evaluation.metrics=[]')
-overhead_steps=$((overhead_epochs * 10))
-log "runner overhead: $overhead_steps training steps, no evaluation, 3 rounds"
-for round in 1 2 3; do
-  start=$(now)
-  "$build/bench/difflab_bench" train "$sweep_file" --threads "$threads" --steps "$overhead_steps" \
-    --warmup 0 --repeats 1 > "$work/overhead-bench.json"
-  echo "$start $(now)" > "$work/overhead-bench-$round.time"
-  start=$(now)
-  "$build/runner" sweep "$sweep_file" --threads "$threads" --db "$work/overhead-$round.sqlite" \
-    --out "$work/overhead-runs-$round" "${overhead_set[@]}" -q
-  echo "$start $(now)" > "$work/overhead-runner-$round.time"
-done
+log "runner overhead: $((overhead_epochs * 10)) training steps, no evaluation, 3 rounds"
+"$build/bench/difflab_bench" overhead "$sweep_file" --threads "$threads" "${overhead_set[@]}" \
+  --repeats 3 > "$work/overhead.json"
 
 mkdir -p "$root/bench/results"
 echo "$bench_start $(now)" > "$work/bench.time"

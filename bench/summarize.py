@@ -78,12 +78,8 @@ def main():
                          "speed-up, lower bound"))
     runner_rate = runner_train_rate(w("runs.sqlite"))
     overhead = None
-    if os.path.exists(w("overhead-runner-1.time")):
-        rounds = sorted(f.split("-")[-1] for f in os.listdir(a.work) if f.startswith("overhead-runner-"))
-        bare = min(elapsed(w(f"overhead-bench-{r}")) for r in rounds)
-        runner = min(elapsed(w(f"overhead-runner-{r}")) for r in rounds)
-        overhead = {"bench_seconds": bare, "runner_seconds": runner, "fraction": runner / bare - 1.0,
-                    "steps": load(w("overhead-bench.json"))["steps"]}
+    if os.path.exists(w("overhead.json")):
+        overhead = load(w("overhead.json"))
     date = datetime.datetime.now(datetime.timezone.utc)
     result = {
         "date": date.isoformat(timespec="seconds"),
@@ -118,9 +114,13 @@ def main():
         lines.append("")
         lines.append(f"`runner sweep` trained at {runner_rate:.1f} steps/s (the sweep file's model, its own train_seconds).")
     if overhead:
-        lines.append(f"Runner overhead (checkpoints, store, logging) on {overhead['steps']} training steps: "
-                     f"`runner sweep` {overhead['runner_seconds']:.2f} s vs bare loop {overhead['bench_seconds']:.2f} s, fastest of {len(rounds)} rounds each "
-                     f"({100 * overhead['fraction']:+.1f}%).")
+        lines.append(f"Runner overhead on {overhead['steps']} training steps (`difflab_bench overhead`, 3 rounds in one "
+                     f"process): time outside the training loop (set-up, checkpoint files, store, logging) "
+                     f"{100 * overhead['overhead']:.2f}% of the loop (rounds: "
+                     + ", ".join(f"{100 * f:.2f}%" for f in overhead["outside_loop_fraction"])
+                     + f"); whole run against the bare loop {100 * overhead['wall_ratio']:+.1f}% "
+                     f"(engine {', '.join(f'{x:.2f}' for x in overhead['engine_seconds'])} s, bare "
+                     f"{', '.join(f'{x:.2f}' for x in overhead['bare_loop_seconds'])} s: this machine's noise).")
     if sweep_p_out.get("w1_method", "scipy") != "scipy":
         lines.append(f"Python's exact W1 used {sweep_p_out['w1_method']} (no scipy here): {w1:.1f} s of its sweep.")
     if os.path.exists(w("bench.time")):
