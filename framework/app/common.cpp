@@ -9,6 +9,7 @@
 #include "blas.hpp"
 #include "commands.hpp"
 #include "difflab/errors.hpp"
+#include "difflab/linear.hpp"
 #include "difflab/registry.hpp"
 #include "engine.hpp"
 
@@ -36,6 +37,8 @@ void configure_runtime(int threads, bool verbose, bool quiet) {
                 blas.config.empty() ? "" : ", " + blas.config,
                 blas.limited ? "; pinned to 1 thread to leave the cores to torch" : "");
   spdlog::debug("torch threads: {}", used);
+  // Reads DIFFLAB_CPU_GEMM now, so a bad value is a bad-input error before anything runs.
+  spdlog::debug("CPU linear layers: {}", cpu_gemm() == CpuGemm::onednn ? "oneDNN" : "torch's BLAS");
 }
 
 std::unique_ptr<SweepProgress> make_progress(const std::string& mode, double every, bool quiet) {

@@ -1,7 +1,6 @@
 #include "difflab/linear.hpp"
 
 #include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include "difflab/errors.hpp"
@@ -110,7 +109,8 @@ bool onednn_applies(const torch::Tensor& x, const torch::Tensor& weight, const t
     return t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.layout() == torch::kStrided;
   };
   return gemm_choice() == CpuGemm::onednn && x.dim() >= 1 && cpu_float(x) && cpu_float(weight) &&
-         (!bias.defined() || cpu_float(bias)) && x.size(-1) == weight.size(-1) && x.numel() > 0;
+         (!bias.defined() || cpu_float(bias)) && x.size(-1) == weight.size(-1) && x.numel() > 0 &&
+         weight.numel() > 0;
 }
 #endif
 

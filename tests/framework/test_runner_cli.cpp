@@ -81,6 +81,10 @@ TEST_CASE("runner refuses bad input with exit code 2 and a one-line message", "[
   CHECK_THAT(out, Catch::Contains("plugin folder does not exist"));
   CHECK(runner("sweep " + kTiny + " --set train.lr=oops", &out) == 2);
   CHECK_THAT(out, Catch::Contains("--set train.lr=oops: train.lr: expected a number, got 'oops'"));
+  CHECK(test::run_command("DIFFLAB_CPU_GEMM=blas " + test::runner_path() + " sweep " + kTiny + " --dry-run",
+                          &out) == 2);
+  CHECK_THAT(out, Catch::Contains("DIFFLAB_CPU_GEMM: expected 'torch' or 'onednn', got 'blas'"));
+  CHECK(std::count(out.begin(), out.end(), '\n') == 1);
 }
 
 TEST_CASE("runner plugins lists every plugin with its library and options", "[cli]") {
