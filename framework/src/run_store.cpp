@@ -909,31 +909,32 @@ std::vector<std::pair<std::int64_t, std::int64_t>> RunStore::best_checkpoints(
 }
 
 namespace {
-std::string json_ids(const std::vector<std::int64_t>& ids) {
+// The rows of `sql`, whose ?1 is a JSON array of ids, read with `read`.
+template <typename Record>
+std::vector<Record> rows_for_ids(RunStore::Impl& impl, const char* sql, const std::vector<std::int64_t>& ids,
+                                 Record (*read)(const Statement&)) {
   std::string text = "[";
   for (const auto id : ids) text += (text.size() > 1 ? "," : "") + std::to_string(id);
-  return text + "]";
+  Statement s(impl, sql);
+  s.bind(1, text + "]");
+  std::vector<Record> out;
+  while (s.step()) out.push_back(read(s));
+  return out;
 }
 }  // namespace
 
 std::vector<CheckpointRecord> RunStore::checkpoints_with_ids(const std::vector<std::int64_t>& ids) const {
-  Statement s(*impl_,
-              "SELECT id, run_id, epoch, step, file, wall_seconds, weights FROM checkpoints"
-              " WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY run_id, step");
-  s.bind(1, json_ids(ids));
-  std::vector<CheckpointRecord> out;
-  while (s.step()) out.push_back(read_checkpoint(s));
-  return out;
+  return rows_for_ids(*impl_,
+                      "SELECT id, run_id, epoch, step, file, wall_seconds, weights FROM checkpoints"
+                      " WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY run_id, step",
+                      ids, read_checkpoint);
 }
 
 std::vector<MetricRecord> RunStore::metrics_of_checkpoints(const std::vector<std::int64_t>& ids) const {
-  Statement s(*impl_,
-              "SELECT checkpoint_id, sampler, sampler_params_json, metric, variant, value FROM metrics"
-              " WHERE checkpoint_id IN (SELECT value FROM json_each(?1)) ORDER BY id");
-  s.bind(1, json_ids(ids));
-  std::vector<MetricRecord> out;
-  while (s.step()) out.push_back(read_metric(s));
-  return out;
+  return rows_for_ids(*impl_,
+                      "SELECT checkpoint_id, sampler, sampler_params_json, metric, variant, value FROM metrics"
+                      " WHERE checkpoint_id IN (SELECT value FROM json_each(?1)) ORDER BY id",
+                      ids, read_metric);
 }
 
 std::string utc_now(const char* format) {
