@@ -31,11 +31,14 @@ def betas(name, timesteps=1000, beta_start=1e-4, beta_end=0.02):
     if name == "cosine_beta":
         t = torch.arange(1, T + 1, dtype=torch.float64)
         return b0 + (b1 - b0) * (1.0 - torch.cos(t * (math.pi / (2.0 * T))))
-    if name == "quadratic":
+    if name == "quadratic":  # the study's b0 + (b1 - b0)(t/T)^2
+        t = torch.arange(1, T + 1, dtype=torch.float64)
+        return b0 + (b1 - b0) * (t / T) ** 2
+    if name == "scaled_linear":  # Ho et al.'s "quad"
         return torch.linspace(math.sqrt(b0), math.sqrt(b1), T, dtype=torch.float64) ** 2
-    if name == "exponential":
-        u = torch.linspace(0.0, 1.0, T, dtype=torch.float64)
-        return b0 * torch.pow(torch.tensor(b1 / b0, dtype=torch.float64), u)
+    if name == "exponential":  # the study's b0 (b1 / b0)^(t/T)
+        t = torch.arange(1, T + 1, dtype=torch.float64)
+        return b0 * torch.pow(torch.tensor(b1 / b0, dtype=torch.float64), t / T)
     raise ValueError(f"unknown schedule {name}")
 
 

@@ -1,6 +1,4 @@
-// exponential: betas growing geometrically from beta_start to beta_end.
-#include <cmath>
-
+// exponential: betas growing geometrically from beta_start to beta_end (2D GMM schedule study).
 #include "difflab/plugin.hpp"
 
 namespace {
@@ -10,10 +8,10 @@ class ExponentialSchedule final : public NoiseSchedule {
  public:
   explicit ExponentialSchedule(const Options& o) : range_(BetaRange::from(o, "exponential")) {}
 
-  // 2D GMM schedule study: beta_t = b0 (b1 / b0)^((t - 1) / (T - 1)); T = 1 gives b0.
+  // 2D GMM schedule study: beta_t = b0 (b1 / b0)^(t / T), t = 1..T; beta_T = b1.
   torch::Tensor betas() const override {
-    const auto u = torch::linspace(0.0, 1.0, range_.timesteps, torch::kFloat64);
-    return range_.beta_start * torch::pow(range_.beta_end / range_.beta_start, u);
+    const auto t = torch::arange(1, range_.timesteps + 1, torch::kFloat64);
+    return range_.beta_start * torch::pow(range_.beta_end / range_.beta_start, t / double(range_.timesteps));
   }
 
  private:
@@ -24,7 +22,7 @@ class ExponentialSchedule final : public NoiseSchedule {
 
 DIFFLAB_PLUGIN(registrar) {
   registrar.add_schedule(
-      {"exponential", "1.0.0", "Betas geometric in t: b0 (b1 / b0)^((t - 1) / (T - 1))",
+      {"exponential", "2.0.0", "Betas b0 (b1 / b0)^(t/T), t = 1..T (2D GMM study)",
        BetaRange::options()},
       [](const Options& o) { return std::make_unique<ExponentialSchedule>(o); });
 }

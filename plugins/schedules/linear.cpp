@@ -21,7 +21,7 @@ class LinearSchedule final : public NoiseSchedule {
 
 DIFFLAB_PLUGIN(registrar) {
   registrar.add_schedule(
-      {"linear", "1.0.0", "Betas linear in t (Ho et al. 2020)",
+      {"linear", "1.0.0", "Betas linspace(b0, b1, T) (Ho et al. 2020, sec. 4; the MNIST and Fashion-MNIST DDPMs)",
        BetaRange::options()},
       [](const Options& o) { return std::make_unique<LinearSchedule>(o); });
 }

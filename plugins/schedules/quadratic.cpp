@@ -1,6 +1,4 @@
-// quadratic: betas whose square roots are evenly spaced (the 'quad' schedule of the DDPM code).
-#include <cmath>
-
+// quadratic: betas rising with the square of t/T (the 2D GMM schedule study).
 #include "difflab/plugin.hpp"
 
 namespace {
@@ -10,11 +8,10 @@ class QuadraticSchedule final : public NoiseSchedule {
  public:
   explicit QuadraticSchedule(const Options& o) : range_(BetaRange::from(o, "quadratic")) {}
 
-  // Ho et al. 2020 code, "quad": beta_t = (sqrt(b0) + (sqrt(b1) - sqrt(b0)) (t - 1) / (T - 1))^2.
+  // 2D GMM schedule study: beta_t = b0 + (b1 - b0) (t / T)^2, t = 1..T; beta_T = b1.
   torch::Tensor betas() const override {
-    const auto roots =
-        torch::linspace(std::sqrt(range_.beta_start), std::sqrt(range_.beta_end), range_.timesteps, torch::kFloat64);
-    return roots.square();
+    const auto t = torch::arange(1, range_.timesteps + 1, torch::kFloat64);
+    return range_.beta_start + (range_.beta_end - range_.beta_start) * (t / double(range_.timesteps)).square();
   }
 
  private:
@@ -25,7 +22,8 @@ class QuadraticSchedule final : public NoiseSchedule {
 
 DIFFLAB_PLUGIN(registrar) {
   registrar.add_schedule(
-      {"quadratic", "1.0.0", "Betas whose square roots are linear in t",
+      {"quadratic", "2.0.0",
+       "Betas b0 + (b1 - b0)(t/T)^2, t = 1..T (2D GMM study; Ho et al.'s 'quad' is scaled_linear)",
        BetaRange::options()},
       [](const Options& o) { return std::make_unique<QuadraticSchedule>(o); });
 }

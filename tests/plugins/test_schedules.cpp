@@ -86,35 +86,51 @@ TEST_CASE("cosine_beta schedule matches b0 + (b1 - b0)(1 - cos(pi t / 2T))", "[s
   }
 }
 
-TEST_CASE("quadratic schedule matches (sqrt b0 + (sqrt b1 - sqrt b0)(t - 1)/(T - 1))^2",
-          "[schedules]") {
+// The study writes quadratic as b0 + (b1 - b0)(t/T)^2; Ho et al.'s "quad" is scaled_linear.
+TEST_CASE("quadratic schedule matches the study's b0 + (b1 - b0)(t/T)^2", "[schedules]") {
   for (std::int64_t T : {10, 1000}) {
     const auto betas = betas_of("quadratic", {{"timesteps", T}});
+    check_shape_and_range(betas, T);
+    REQUIRE(strictly_increasing(betas));
+    check_closed_form(betas, T, [&](double t) { return 1e-4 + (0.02 - 1e-4) * (t / T) * (t / T); });
+    REQUIRE(betas[T - 1].item<double>() == Approx(0.02).margin(kTolerance));
+  }
+  // The two formulas are different schedules: abar at t = 500 of 1000 is 0.414 against 0.333.
+  const auto abar = [](const torch::Tensor& b) { return torch::cumprod(1 - b, 0)[499].item<double>(); };
+  REQUIRE(abar(betas_of("quadratic")) == Approx(0.414).margin(5e-4));
+  REQUIRE(abar(betas_of("scaled_linear")) == Approx(0.333).margin(5e-4));
+}
+
+TEST_CASE("scaled_linear schedule matches (sqrt b0 + (sqrt b1 - sqrt b0)(t - 1)/(T - 1))^2",
+          "[schedules]") {
+  for (std::int64_t T : {10, 1000}) {
+    const auto betas = betas_of("scaled_linear", {{"timesteps", T}});
     check_shape_and_range(betas, T);
     REQUIRE(strictly_increasing(betas));
     check_closed_form(betas, T, [&](double t) {
       const double root = std::sqrt(1e-4) + (std::sqrt(0.02) - std::sqrt(1e-4)) * (t - 1) / (T - 1);
       return root * root;
     });
+    REQUIRE(betas[0].item<double>() == Approx(1e-4).margin(kTolerance));
+    REQUIRE(betas[T - 1].item<double>() == Approx(0.02).margin(kTolerance));
   }
 }
 
-TEST_CASE("exponential schedule matches b0 (b1 / b0)^((t - 1)/(T - 1))", "[schedules]") {
+TEST_CASE("exponential schedule matches the study's b0 (b1 / b0)^(t/T)", "[schedules]") {
   for (std::int64_t T : {10, 1000}) {
     const auto betas = betas_of("exponential", {{"timesteps", T}});
     check_shape_and_range(betas, T);
     REQUIRE(strictly_increasing(betas));
-    check_closed_form(betas, T, [&](double t) {
-      return 1e-4 * std::pow(0.02 / 1e-4, (t - 1) / (T - 1));
-    });
+    check_closed_form(betas, T, [&](double t) { return 1e-4 * std::pow(0.02 / 1e-4, t / T); });
     // Geometric: a constant ratio between neighbours.
     const auto ratios = betas.slice(0, 1) / betas.slice(0, 0, -1);
-    const double expected_ratio = std::pow(0.02 / 1e-4, 1.0 / (T - 1));
+    const double expected_ratio = std::pow(0.02 / 1e-4, 1.0 / T);
     REQUIRE(torch::allclose(ratios, torch::full_like(ratios, expected_ratio), 1e-12, 0));
   }
+  // t = T = 1: the single step is beta_end, as the study's t/T = 1 says.
   const auto single = betas_of("exponential", {{"timesteps", std::int64_t{1}}});
   check_shape_and_range(single, 1);
-  REQUIRE(single[0].item<double>() == Approx(1e-4).margin(kTolerance));
+  REQUIRE(single[0].item<double>() == Approx(0.02).margin(kTolerance));
 }
 
 TEST_CASE("cosine schedule gives alpha bar = f(t)/f(0) (Nichol & Dhariwal eq. 17)", "[schedules]") {
@@ -166,9 +182,9 @@ TEST_CASE("sigmoid schedule matches b0 + (b1 - b0) sigmoid(linspace(start, end, 
   REQUIRE_THROWS_AS(betas_of("sigmoid", {{"start", 1.0}, {"end", -1.0}}), InputError);
 }
 
-TEST_CASE("the four GMM schedules take the same keys, so a sweep can swap them", "[schedules]") {
+TEST_CASE("the GMM study's schedules take the same keys, so a sweep can swap them", "[schedules]") {
   const std::set<std::string> keys{"timesteps", "beta_start", "beta_end"};
-  for (const std::string name : {"linear", "cosine_beta", "quadratic", "exponential"}) {
+  for (const std::string name : {"linear", "cosine_beta", "quadratic", "exponential", "scaled_linear"}) {
     INFO(name);
     std::set<std::string> declared;
     for (const auto& spec : test::plugins().get(PluginKind::schedule, name).info.options) {
@@ -178,8 +194,9 @@ TEST_CASE("the four GMM schedules take the same keys, so a sweep can swap them",
     const auto betas = betas_of(name, {{"timesteps", std::int64_t{100}}, {"beta_start", 1e-3},
                                        {"beta_end", 0.05}});
     check_shape_and_range(betas, 100);
-    // Every schedule of the study starts near beta_start and ends at beta_end.
-    REQUIRE(betas[0].item<double>() == Approx(1e-3).epsilon(0.01));
+    // Every schedule of the study starts near beta_start (exponential's t/T = 1/100 puts beta_1
+    // 4% above it) and ends at beta_end.
+    REQUIRE(betas[0].item<double>() == Approx(1e-3).epsilon(0.05));
     REQUIRE(betas[99].item<double>() == Approx(0.05).margin(kTolerance));
 
     // Equal ends give a constant schedule; swapped ends are refused, naming both values.
@@ -195,7 +212,7 @@ TEST_CASE("the four GMM schedules take the same keys, so a sweep can swap them",
 
 TEST_CASE("every schedule gives a usable single-step schedule", "[schedules]") {
   for (const std::string name :
-       {"linear", "cosine_beta", "quadratic", "exponential", "cosine", "sigmoid"}) {
+       {"linear", "cosine_beta", "quadratic", "scaled_linear", "exponential", "cosine", "sigmoid"}) {
     INFO(name);
     check_shape_and_range(betas_of(name, {{"timesteps", std::int64_t{1}}}), 1);
   }
