@@ -391,6 +391,11 @@ RunConfig resolve_run(const Locator& loc, const YAML::Node& root, const Registry
       if (!parse_scalar(n, &run.evaluation.guidance_scale) || !(run.evaluation.guidance_scale >= 0)) {
         loc.fail(n, "evaluation.guidance_scale", "expected a number >= 0");
       }
+      // Guidance needs labels to guide with; unconditional sampling would ignore it silently.
+      if (run.evaluation.guidance_scale != 1.0 && !run.evaluation.class_conditional) {
+        loc.fail(n, "evaluation.guidance_scale",
+                 "guidance needs class labels: set evaluation.class_conditional: true, or leave guidance_scale out");
+      }
     }
     run.evaluation.samplers = resolve_plugin_list(loc, evaluation["samplers"], "evaluation.samplers",
                                                   PluginKind::sampler, registry);
@@ -435,13 +440,62 @@ void set_path(YAML::Node node, const std::vector<std::string>& parts, std::size_
   set_path(node[parts[i]], parts, i + 1, value);
 }
 
+// YAML forbids a key twice in one mapping, yet yaml-cpp keeps both and `node[key]` returns one
+// of them: refuse it, naming both places. `where` prefixes the message ("file" or "--set K=V").
+void check_unique_keys(const YAML::Node& node, const std::string& where, const std::string& path) {
+  if (node.IsSequence()) {
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      check_unique_keys(node[i], where, path + "[" + std::to_string(i) + "]");
+    }
+    return;
+  }
+  if (!node.IsMap()) return;
+  std::map<std::string, YAML::Mark> seen;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const auto& key = it->first;
+    const auto text = key.IsScalar() ? key.Scalar() : std::string();
+    const auto key_path = path.empty() ? text : path + "." + text;
+    if (key.IsScalar()) {
+      const auto [first, inserted] = seen.emplace(text, key.Mark());
+      if (!inserted) {
+        const auto at = [](const YAML::Mark& m) {
+          return std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+        };
+        const bool located = !key.Mark().is_null() && !first->second.is_null();
+        throw InputError(where + (located ? ":" + at(key.Mark()) : "") + ": " + key_path +
+                         ": the key '" + text + "' is given twice in one mapping" +
+                         (located ? " (at " + at(first->second) + " and " + at(key.Mark()) + ")" : "") +
+                         "; YAML forbids duplicate keys: keep one");
+      }
+    }
+    check_unique_keys(it->second, where, key_path);
+  }
+}
+
 YAML::Node parse_yaml(const std::string& file, const std::string& text) {
+  YAML::Node root;
   try {
-    return YAML::Load(text);
+    root = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     throw InputError(file + ":" + std::to_string(e.mark.line + 1) + ":" +
                      std::to_string(e.mark.column + 1) + ": invalid YAML: " + e.msg);
   }
+  check_unique_keys(root, file, "");
+  // YAML::Load reads the first document of a stream and drops the rest without a word.
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(text);
+  } catch (const YAML::ParserException& e) {  // the first document parsed: a later one did not
+    throw InputError(file + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                     ": invalid YAML: " + e.msg);
+  }
+  if (documents.size() > 1) {
+    const auto mark = documents[1].Mark();
+    throw InputError(file + (mark.is_null() ? "" : ":" + std::to_string(mark.line + 1) + ":" +
+                                                        std::to_string(mark.column + 1)) +
+                     ": a second YAML document ('---'): a sweep file is one document; split it into files");
+  }
+  return root;
 }
 
 // A sweep axis: its dotted key, its list of values, and where a grid point takes the values from.
@@ -522,12 +576,17 @@ SweepGrid load_sweep_text(const std::string& text, const std::string& file,
     }
     const auto key = o.substr(0, eq);
     const auto value = o.substr(eq + 1);
+    if (const auto earlier = override_text.find(key); earlier != override_text.end()) {
+      throw InputError("--set " + o + ": " + key + " is already set by --set " + key + "=" +
+                       earlier->second + "; give each key once");
+    }
     YAML::Node node;
     try {
       node = YAML::Load(value);
     } catch (const YAML::ParserException& e) {
       throw InputError("--set " + o + ": invalid YAML value: " + e.msg);
     }
+    check_unique_keys(node, "--set " + o, key);
     override_text[key] = value;
     override_nodes.emplace_back(key, node);
   }

@@ -216,3 +216,31 @@ TEST_CASE("a grid of 3000 points loads in linear time", "[sweep]") {
   CHECK(grid.runs[2999].schedule.plugin == "quadratic");
   CHECK(took.count() < 60);  // ~2 s with gcc, ~10 s under ASan
 }
+
+TEST_CASE("a key given twice is refused, naming both places, not silently resolved", "[sweep]") {
+  // In a flow map, in a block map, at the top level, and inside a list's map.
+  const auto flow = error_of(replace(kBase, "lr: 1.0e-3,", "lr: 1.0e-3, lr: 5.0e-4,"));
+  CHECK_THAT(flow, Catch::Contains("sweep.yaml:7:") && Catch::Contains("train.lr") &&
+                       Catch::Contains("the key 'lr' is given twice") &&
+                       Catch::Contains("(at 7:39 and 7:51)"));
+  const auto block = error_of(replace(kBase, "  num_samples: 32\n", "  num_samples: 32\n  num_samples: 64\n"));
+  CHECK_THAT(block, Catch::Contains("sweep.yaml:10:3:") && Catch::Contains("evaluation.num_samples") &&
+                        Catch::Contains("(at 9:3 and 10:3)"));
+  const auto top = error_of(std::string(kBase) + "seed: 4\n");
+  CHECK_THAT(top, Catch::Contains("the key 'seed' is given twice") && Catch::Contains("(at 2:1 and 15:1)"));
+  const auto listed = error_of(replace(kBase, "{plugin: ddim, steps: 10, eta: 0.0}",
+                                       "{plugin: ddim, steps: 10, eta: 0.0, steps: 20}"));
+  CHECK_THAT(listed, Catch::Contains("evaluation.samplers[1].steps") && Catch::Contains("given twice"));
+  const auto axis = error_of(std::string(kBase) + "  seed: [2, 3]\n");
+  CHECK_THAT(axis, Catch::Contains("sweep.seed") && Catch::Contains("(at 14:3 and 15:3)"));
+  // One line each.
+  for (const auto& message : {flow, block, top, listed, axis}) CHECK(message.find('\n') == std::string::npos);
+}
+
+TEST_CASE("--set given twice for one key is refused instead of the last one winning", "[sweep]") {
+  const auto twice = error_of(kBase, {"train.lr=0.1", "train.lr=0.2"});
+  CHECK_THAT(twice, Catch::Contains("--set train.lr=0.2") && Catch::Contains("already set by --set train.lr=0.1"));
+  const auto inside = error_of(kBase, {"train={epochs: 1, epochs: 2}"});
+  CHECK_THAT(inside, Catch::Contains("--set train={epochs: 1, epochs: 2}") &&
+                         Catch::Contains("the key 'epochs' is given twice"));
+}
