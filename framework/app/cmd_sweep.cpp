@@ -1,5 +1,6 @@
 // runner sweep FILE / runner run FILE --index I: train and evaluate grid points, in this process,
 // in parallel child processes (--jobs) or as a Slurm job array (--launcher slurm).
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
@@ -32,7 +33,7 @@ struct SweepArgs {
   bool quiet = false;
   std::string progress;  // empty: auto, or none with --quiet
   double progress_every = 30;
-  std::int64_t index = -1;
+  std::vector<std::int64_t> indices;
   std::string device;  // runner run --device: where to run, the identity unchanged
   int jobs = 1;
   std::string devices;
@@ -91,7 +92,8 @@ int execute(const Args& args, bool single) {
       ("no-cuda-graphs", po::bool_switch(&a.no_cuda_graphs),
        "on CUDA, run training steps and samplers eagerly instead of replaying CUDA graphs");
   if (single) {
-    desc.add_options()("index", po::value(&a.index)->required(), "grid index of the run")
+    desc.add_options()("index", po::value(&a.indices)->composing()->required(),
+                       "grid index of the run; repeat it to run several in turn (the points of one training)")
       ("device", po::value(&a.device), "run on this device instead of the file's (cpu, cuda:N); the run's identity stays");
   } else {
     desc.add_options()("dry-run", po::bool_switch(&a.dry_run), "print the grid and run nothing")
@@ -118,9 +120,14 @@ int execute(const Args& args, bool single) {
   const auto progress = a.dry_run ? nullptr : make_progress(a.progress, a.progress_every, a.quiet);
   a.plugins.load();
   const auto grid = load_and_validate(a.file, a.overrides);
-  if (single && (a.index < 0 || a.index >= static_cast<std::int64_t>(grid.runs.size()))) {
-    throw InputError("--index " + std::to_string(a.index) + ": the grid of " + a.file + " has runs 0.." +
-                     std::to_string(grid.runs.size() - 1));
+  for (const auto index : a.indices) {
+    if (index < 0 || index >= static_cast<std::int64_t>(grid.runs.size())) {
+      throw InputError("--index " + std::to_string(index) + ": the grid of " + a.file + " has runs 0.." +
+                       std::to_string(grid.runs.size() - 1));
+    }
+    if (std::count(a.indices.begin(), a.indices.end(), index) > 1) {
+      throw InputError("--index " + std::to_string(index) + " is given twice");
+    }
   }
   if (a.extend && a.new_sweep) throw InputError("--extend and --new-sweep: choose one");
   if (a.jobs < 1) throw InputError("--jobs " + std::to_string(a.jobs) + ": must be at least 1");
@@ -153,7 +160,7 @@ int execute(const Args& args, bool single) {
   options.engine.out_dir = a.out;
   options.retry_failed = a.retry_failed;
   options.grid_change = a.extend ? GridChange::extend : a.new_sweep ? GridChange::new_sweep : GridChange::refuse;
-  if (single) options.only_index = a.index;
+  if (single) options.only_indices = a.indices;
   if (!a.device.empty()) options.device = a.device;
   ChildCommand child;
   child.runner = std::filesystem::read_symlink("/proc/self/exe").string();
@@ -190,7 +197,7 @@ int execute(const Args& args, bool single) {
   }
   if (progress) progress->finish();
   if (summary.interrupted) return 128 + summary.interrupted;
-  const int selected = single ? 1 : static_cast<int>(grid.runs.size());
+  const int selected = single ? static_cast<int>(a.indices.size()) : static_cast<int>(grid.runs.size());
   spdlog::info("{}: {} of {} run{} done ({} already before), {} failed; results in {}", summary.name,
                summary.done, selected, selected == 1 ? "" : "s", summary.skipped, summary.failed, a.db);
   if (summary.input_failed > 0) return 2;  // some run's input (a data file) was bad

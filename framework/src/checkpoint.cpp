@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "atomic_file.hpp"
 #include "crash_point.hpp"
 #include "difflab/errors.hpp"
 
@@ -28,10 +29,41 @@ void save_checkpoint(const std::string& path, Denoiser& model, torch::optim::Opt
   archive.write("rng", generator.get_state());
   archive.write("epoch", torch::tensor(position.epoch));
   archive.write("step", torch::tensor(position.step));
-  const auto tmp = path + ".tmp-" + std::to_string(::getpid());
+  const auto tmp = temporary_path(path);
   archive.save_to(tmp);
   crash_point("checkpoint-file");
-  std::filesystem::rename(tmp, path);
+  publish_file(tmp, path);
+}
+
+std::optional<std::string> unreadable_checkpoint(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return "cannot read its size: " + ec.message();
+  if (size == 0) return std::string("the file is empty");
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path, torch::kCPU);
+    torch::serialize::InputArchive part;
+    for (const char* name : {"model", "optimizer"}) {
+      if (!archive.try_read(name, part)) return std::string("it holds no ") + name;
+    }
+    torch::Tensor value;
+    for (const char* name : {"rng", "epoch", "step"}) {
+      if (!archive.try_read(name, value)) return std::string("it holds no ") + name;
+    }
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    return what.substr(0, what.find('\n'));
+  }
+  return std::nullopt;
+}
+
+std::string set_aside(const std::string& path) {
+  const auto aside = path + kSetAsideSuffix;
+  std::error_code ec;
+  std::filesystem::rename(path, aside, ec);
+  if (ec) throw RunError("cannot set the unreadable checkpoint " + path + " aside: " + ec.message());
+  return aside;
 }
 
 LoadedCheckpoint load_checkpoint(const std::string& path, Denoiser& model,

@@ -1,6 +1,7 @@
 #pragma once
 // Checkpoint files: model, optimizer and RNG state at an epoch boundary, written atomically.
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <torch/torch.h>
@@ -14,7 +15,8 @@ struct CheckpointPosition {
   std::int64_t step = 0;
 };
 
-/// Writes to a temporary name and renames, so a crash never leaves a half-written file.
+/// Writes to a temporary name, flushes it to disk and renames it (atomic_file.hpp), so neither a
+/// crash nor a power cut leaves a half-written checkpoint under its own name.
 /// `ema`, when given, is the moving average of the weights, saved beside the model.
 void save_checkpoint(const std::string& path, Denoiser& model, torch::optim::Optimizer& optimizer,
                      const torch::Generator& generator, CheckpointPosition position,
@@ -32,5 +34,16 @@ struct LoadedCheckpoint {
 LoadedCheckpoint load_checkpoint(const std::string& path, Denoiser& model,
                                  torch::optim::Optimizer* optimizer, torch::Generator* generator,
                                  torch::Device device, Denoiser* ema = nullptr);
+
+/// Why the checkpoint at `path` cannot be read (empty, truncated, not an archive), or nothing when
+/// it reads whole. Reads it on the CPU, without touching any model.
+std::optional<std::string> unreadable_checkpoint(const std::string& path);
+
+/// What set_aside appends to an unreadable checkpoint's name.
+constexpr const char* kSetAsideSuffix = ".unreadable";
+
+/// Renames `path` to `path + kSetAsideSuffix` (kept for a post-mortem, never read again); returns
+/// the new name.
+std::string set_aside(const std::string& path);
 
 }  // namespace difflab

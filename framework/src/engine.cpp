@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -76,7 +77,8 @@ struct RunContext {
   std::vector<std::shared_ptr<Metric>> metrics;
   DataSplit train, test;
   std::unique_ptr<DiffusionProcess> process;
-  fs::path run_dir;
+  fs::path run_dir;   // checkpoints: shared by every run of the same training
+  fs::path eval_dir;  // samples and pictures: this run's own
   std::unique_ptr<WeightAverage> ema;  // when train.ema_decay > 0
   SamplerGraphs sampler_graphs;        // CUDA graphs of the samplers' loops (cuda_graphs.hpp)
 
@@ -142,7 +144,9 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
   Denoiser& model = ctx.evaluated();
   model.eval();
   const auto& run = ctx.run;
-  const auto dir = fs::path(checkpoint.file).parent_path();
+  // The run's own folder: a run that reuses another's checkpoints must not overwrite its samples.
+  const auto dir = ctx.eval_dir / fmt::format("epoch-{:06d}", checkpoint.epoch);
+  fs::create_directories(dir);
   std::vector<MetricRecord> rows;
   std::vector<ArtifactRecord> artifacts;
   const auto record = [&](const std::vector<MetricValue>& values, const PluginConfig& sampler) {
@@ -222,35 +226,7 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
 
 }  // namespace
 
-// A zombie does not count: a runner killed together with its parent (`timeout -s KILL` signals
-// its whole group) stays one until something reaps it, and kill(pid, 0) still succeeds on it.
-bool process_alive(std::int64_t pid) {
-  if (pid <= 0) return false;
-  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM) return false;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return !fs::exists("/proc/self");  // gone since kill(), unless there is no /proc
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  const auto paren = text.rfind(')');  // the command name in parentheses may hold anything
-  if (paren == std::string::npos || paren + 2 >= text.size()) return true;
-  const char state = text[paren + 2];
-  return state != 'Z' && state != 'X';
-}
-
 namespace {
-
-// Files a killed process left half-written (checkpoint.pt.tmp-PID, samples-*.npy.tmp): the
-// complete ones are always renamed into place, so these are never needed.
-void remove_partial_files(const fs::path& run_dir) {
-  std::error_code ec;
-  if (!fs::is_directory(run_dir, ec)) return;
-  std::vector<fs::path> partial;
-  for (const auto& e : fs::recursive_directory_iterator(run_dir, ec)) {
-    if (e.is_regular_file(ec) && e.path().filename().string().find(".tmp") != std::string::npos) {
-      partial.push_back(e.path());
-    }
-  }
-  for (const auto& p : partial) fs::remove(p, ec);
-}
 
 RunContext make_context(const Registry& registry, const RunConfig& run, const fs::path& out_dir) {
   RunContext ctx{run, resolve_device(run.device), {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
@@ -278,10 +254,15 @@ RunContext make_context(const Registry& registry, const RunConfig& run, const fs
   if (ctx.train.x.size(0) < 1) throw RunError("the dataset's train split is empty");
   ctx.process = std::make_unique<DiffusionProcess>(ctx.schedule->betas(), ctx.device);
   ctx.run_dir = out_dir / run.sweep / run.train_hash;
+  ctx.eval_dir = evaluation_dir(out_dir, run);
   return ctx;
 }
 
 }  // namespace
+
+fs::path evaluation_dir(const fs::path& out_dir, const RunConfig& run) {
+  return out_dir / run.sweep / "evaluations" / run.config_hash;
+}
 
 torch::Device resolve_device(const std::string& device) {
   if (device == "auto") return torch::cuda::is_available() ? torch::Device("cuda") : torch::Device("cpu");
@@ -334,6 +315,10 @@ void validate_run(const Registry& registry, const RunConfig& run) {
     throw InputError(where + "evaluation.class_conditional: the dataset '" + run.dataset.label +
                      "' has no class labels");
   }
+  if (run.train.label_dropout > 0 && dataset->num_classes() < 1) {  // it would drop nothing
+    throw InputError(where + "train.label_dropout: the dataset '" + run.dataset.label +
+                     "' has no class labels to drop");
+  }
   for (const auto& m : run.evaluation.metrics) registry.make_metric(m.plugin, m.options);
   resolve_device(run.device);
 }
@@ -343,11 +328,15 @@ RunExecutor::RunExecutor(const Registry& registry, RunStore& store, EngineOption
 
 void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
   RunContext ctx = make_context(registry_, run, options_.out_dir);
-  remove_partial_files(ctx.run_dir);
+  remove_dead_temporaries(ctx.run_dir);
+  remove_dead_temporaries(ctx.eval_dir);
   const auto tag = "run " + std::to_string(run.index) + " [" + axes_text(run) + "]";
   auto optimizer = make_optimizer(run.train, *ctx.model);
   auto gen = make_generator(ctx.device, derive_seed(run.seed, "train"));
-  double train_seconds = 0, eval_seconds = 0;
+  // Training time goes on from the checkpoint a resume starts from; a run that reuses another's
+  // checkpoints has trained nothing (their records keep the time that training took).
+  double train_seconds = 0, eval_seconds = store_.run(run_id)->eval_seconds;
+  bool reused = false;
 
   // Resume from our own last readable checkpoint, or reuse an identical training's checkpoints.
   auto checkpoints = store_.checkpoints(run_id);
@@ -363,6 +352,7 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
         }
       });
       checkpoints = store_.checkpoints(run_id);
+      reused = true;
     }
   }
   const std::int64_t n = ctx.train.x.size(0);
@@ -376,10 +366,19 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
   bool fully_trained = false;
   for (auto it = checkpoints.rbegin(); it != checkpoints.rend(); ++it) {
     if (!fs::exists(it->file)) continue;
+    // A file cut short by a crash of the machine (zero bytes, a truncated archive) is set aside:
+    // the run goes on from the checkpoint before it, or from the start.
+    if (const auto why = unreadable_checkpoint(it->file)) {
+      const auto aside = set_aside(it->file);
+      spdlog::warn("{}: checkpoint {} cannot be read ({}); moved to {}, resuming from the one before", tag,
+                   it->file, *why, aside);
+      continue;
+    }
     const auto loaded = load_checkpoint(it->file, *ctx.model, optimizer.get(), &gen, ctx.device,
                                         ctx.ema ? &ctx.ema->weights() : nullptr);
     if (ctx.ema && !loaded.has_ema) ctx.ema->reset();
     position = loaded.position;
+    if (!reused) train_seconds = it->wall_seconds;
     fully_trained = position.step >= total_steps;
     if (position.step > 0) spdlog::info("{}: resuming from epoch {} (step {})", tag, position.epoch, position.step);
     break;
@@ -479,6 +478,9 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
   // Checkpoints written but not evaluated (a crash mid-evaluation, or reused ones).
   for (const auto& c : store_.checkpoints(run_id)) {
     if (store_.metric_count(c.id) > 0 || run.evaluation.metrics.empty()) continue;
+    if (!fs::exists(c.file) && fs::exists(c.file + kSetAsideSuffix)) {
+      throw RunError("checkpoint file " + c.file + " could not be read and was set aside; delete the run to retrain");
+    }
     if (!fs::exists(c.file)) throw RunError("checkpoint file " + c.file + " is missing; delete the run to retrain");
     const auto loaded = load_checkpoint(c.file, *ctx.model, nullptr, nullptr, ctx.device,
                                         ctx.ema ? &ctx.ema->weights() : nullptr);
@@ -578,8 +580,17 @@ std::string describe_grid_change(const std::vector<RunRecord>& recorded, const S
   return join(parts, "; ");
 }
 
+double terminal_alpha_bar(const Registry& registry, const PluginConfig& schedule) {
+  const auto betas = registry.make_schedule(schedule.plugin, schedule.options)->betas().to(torch::kFloat64);
+  return torch::prod(1.0 - betas).item<double>();  // abar_T = prod_t (1 - beta_t), Ho et al. eq. 4
+}
+
 std::int64_t record_sweep(SweepGrid& grid, RunStore& store, const Registry& registry,
                           GridChange change) {
+  std::map<std::string, double> abar_T;  // by schedule label: grids repeat a few schedules
+  for (const auto& run : grid.runs) {
+    if (!abar_T.count(run.schedule.label)) abar_T[run.schedule.label] = terminal_alpha_bar(registry, run.schedule);
+  }
   std::int64_t sweep_id = 0;
   store.transaction([&] {
     auto existing = store.find_sweep(grid.name);
@@ -641,82 +652,117 @@ std::int64_t record_sweep(SweepGrid& grid, RunStore& store, const Registry& regi
       record.device = run.device;
       record.framework_version = DIFFLAB_VERSION;
       record.plugin_versions_json = versions.dump();
+      record.abar_T = abar_T.at(run.schedule.label);
       store.add_run(record);
     }
   });
   return sweep_id;
 }
 
+namespace {
+
+// Executes a run this process has claimed; a failure is recorded as the run's, never thrown.
+void execute_claimed(RunExecutor& executor, RunStore& store, std::int64_t sweep_id, const RunConfig& run,
+                     const RunConfig& placed, const torch::Device& device, std::int64_t run_id,
+                     std::size_t grid_size, SweepSummary& summary, ProgressSink* progress) {
+  spdlog::info("run {}/{} [{}] on {}", run.index + 1, grid_size, axes_text(run), device.str());
+  set_crash_run(run.index);
+  try {
+    executor.execute(placed, run_id);
+    ++summary.done;
+  } catch (const InputError& e) {  // this run's own input, such as a missing data file
+    spdlog::error("run {} failed: {}", run.index, e.what());
+    store.mark_failed(run_id, e.what());
+    ++summary.failed;
+    ++summary.input_failed;
+  } catch (const c10::Error& e) {  // torch's own errors: the message without its backtrace
+    const std::string what = e.what_without_backtrace();
+    const auto reason = what.substr(0, what.find('\n'));
+    spdlog::error("run {} failed: {}", run.index, reason);
+    store.mark_failed(run_id, reason);
+    ++summary.failed;
+  } catch (const std::exception& e) {  // NaN loss, a plugin that threw, out of memory
+    spdlog::error("run {} failed: {}", run.index, e.what());
+    store.mark_failed(run_id, e.what());
+    ++summary.failed;
+  } catch (...) {
+    spdlog::error("run {} failed: a plugin threw something that is not a std::exception", run.index);
+    store.mark_failed(run_id, "a plugin threw something that is not a std::exception");
+    ++summary.failed;
+  }
+  if (progress) {  // done or failed, with the reason as recorded
+    const auto after = store.find_run(sweep_id, run.config_hash);
+    progress->report(ProgressEvent::finished(run.index, after->status == RunStatus::done ? "done" : "failed",
+                                             after->reason));
+  }
+}
+
+}  // namespace
+
 SweepSummary run_sweep(SweepGrid grid, RunStore& store, const Registry& registry,
                        const SweepOptions& options) {
   const auto sweep_id = record_sweep(grid, store, registry, options.grid_change);
-  if (options.batch_grid && !options.only_index) train_batched_groups(grid, store, registry, sweep_id, options);
+  if (options.batch_grid && options.only_indices.empty()) train_batched_groups(grid, store, registry, sweep_id, options);
   SweepSummary summary;
   summary.name = grid.name;
   RunExecutor executor(registry, store, options.engine);
   auto* progress = options.engine.progress;
   if (progress)
     progress->sweep_started(grid.name,
-                            options.only_index ? 1 : static_cast<std::int64_t>(grid.runs.size()));
-  for (const auto& run : grid.runs) {
-    if (options.only_index && *options.only_index != run.index) continue;
+                            options.only_indices.empty() ? static_cast<std::int64_t>(grid.runs.size())
+                                                         : static_cast<std::int64_t>(options.only_indices.size()));
+  // Runs whose training another live process is doing now: tried again once it has finished,
+  // when they reuse its checkpoints (or train themselves, should it have failed).
+  std::vector<const RunConfig*> waiting;
+  std::set<std::int64_t> announced;  // runs whose wait was logged
+  const auto attempt = [&](const RunConfig& run) {
     const auto record = store.find_run(sweep_id, run.config_hash);
-    if (record->status == RunStatus::done) {
-      ++summary.done;
-      ++summary.skipped;
-      if (progress) progress->report(ProgressEvent::finished(run.index, "skipped", "done before"));
-      continue;
-    }
-    if (record->status == RunStatus::running && record->pid != ::getpid() && process_alive(record->pid)) {
-      spdlog::warn("run {} is being run by process {}; skipped", run.index, record->pid);
-      if (progress)
-        progress->report(ProgressEvent::finished(run.index, "skipped",
-                                                 "run by process " + std::to_string(record->pid)));
-      continue;  // a live process owns it; a dead one's run is taken over below
-    }
-    if (record->status == RunStatus::failed && !options.retry_failed) {
-      spdlog::warn("run {} failed before ({}); skipped, use --retry-failed to run it again",
-                   run.index, record->reason);
-      ++summary.failed;
-      if (progress)
-        progress->report(
-            ProgressEvent::finished(run.index, "failed", "failed before: " + record->reason));
-      continue;
-    }
     RunConfig placed = run;
     if (options.device) placed.device = *options.device;
     const auto device = resolve_device(placed.device);
-    store.mark_running(record->id, device.str(), ::getpid());
-    spdlog::info("run {}/{} [{}] on {}", run.index + 1, grid.runs.size(), axes_text(run), device.str());
-    set_crash_run(run.index);
-    try {
-      executor.execute(placed, record->id);
-      ++summary.done;
-    } catch (const InputError& e) {  // this run's own input, such as a missing data file
-      spdlog::error("run {} failed: {}", run.index, e.what());
-      store.mark_failed(record->id, e.what());
-      ++summary.failed;
-      ++summary.input_failed;
-    } catch (const c10::Error& e) {  // torch's own errors: the message without its backtrace
-      const std::string what = e.what_without_backtrace();
-      const auto reason = what.substr(0, what.find('\n'));
-      spdlog::error("run {} failed: {}", run.index, reason);
-      store.mark_failed(record->id, reason);
-      ++summary.failed;
-    } catch (const std::exception& e) {  // NaN loss, a plugin that threw, out of memory
-      spdlog::error("run {} failed: {}", run.index, e.what());
-      store.mark_failed(record->id, e.what());
-      ++summary.failed;
-    } catch (...) {
-      spdlog::error("run {} failed: a plugin threw something that is not a std::exception", run.index);
-      store.mark_failed(record->id, "a plugin threw something that is not a std::exception");
-      ++summary.failed;
+    const auto claim = store.claim_run(record->id, device.str(), ::getpid(), options.retry_failed, process_alive);
+    switch (claim.outcome) {
+      case Claim::done:
+        ++summary.done;
+        ++summary.skipped;
+        if (progress) progress->report(ProgressEvent::finished(run.index, "skipped", "done before"));
+        return;
+      case Claim::running_elsewhere:
+        spdlog::warn("run {} is being run by process {}; skipped", run.index, claim.other_pid);
+        if (progress)
+          progress->report(ProgressEvent::finished(run.index, "skipped",
+                                                   "run by process " + std::to_string(claim.other_pid)));
+        return;  // a live process owns it; a dead one's run was taken over by the claim
+      case Claim::failed_before:
+        spdlog::warn("run {} failed before ({}); skipped, use --retry-failed to run it again", run.index,
+                     claim.run.reason);
+        ++summary.failed;
+        if (progress)
+          progress->report(ProgressEvent::finished(run.index, "failed", "failed before: " + claim.run.reason));
+        return;
+      case Claim::training_elsewhere:
+        if (announced.insert(run.index).second) {
+          spdlog::info("run {} waits for run id {} (process {}), which trains the same model", run.index,
+                       claim.other_run, claim.other_pid);
+        }
+        waiting.push_back(&run);
+        return;
+      case Claim::claimed:
+        break;
     }
-    if (progress) {  // done or failed, with the reason as recorded
-      const auto after = store.find_run(sweep_id, run.config_hash);
-      progress->report(ProgressEvent::finished(
-          run.index, after->status == RunStatus::done ? "done" : "failed", after->reason));
-    }
+    execute_claimed(executor, store, sweep_id, run, placed, device, record->id, grid.runs.size(), summary,
+                    progress);
+  };
+  if (options.only_indices.empty()) {
+    for (const auto& run : grid.runs) attempt(run);
+  } else {
+    for (const auto index : options.only_indices) attempt(grid.runs.at(static_cast<std::size_t>(index)));
+  }
+  while (!waiting.empty()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    auto again = std::move(waiting);
+    waiting.clear();
+    for (const auto* run : again) attempt(*run);
   }
   return summary;
 }

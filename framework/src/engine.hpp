@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "difflab/registry.hpp"
+#include "atomic_file.hpp"
 #include "progress.hpp"
 #include "run_store.hpp"
 #include "sweep_grid.hpp"
@@ -23,8 +24,9 @@ torch::Generator make_generator(torch::Device device, std::uint64_t seed);
 /// A seed for one purpose of one run ("sampler:ddim", step 500), stable across versions.
 std::uint64_t derive_seed(std::int64_t seed, const std::string& purpose, std::int64_t step = 0);
 
-/// Whether the process that marked a run running still exists (a zombie does not).
-bool process_alive(std::int64_t pid);
+/// Where a run writes its samples and pictures: `<out>/<sweep>/evaluations/<config_hash>`, its
+/// own however many runs share its checkpoints in `<out>/<sweep>/<train_hash>`.
+std::filesystem::path evaluation_dir(const std::filesystem::path& out_dir, const RunConfig& run);
 
 /// Creates the run's schedule, samplers, dataset and metrics once to catch what the sweep file's
 /// types cannot: betas outside (0, 1), more sampler steps than timesteps. Throws InputError.
@@ -61,7 +63,9 @@ struct SweepOptions {
   EngineOptions engine;
   GridChange grid_change = GridChange::refuse;
   bool retry_failed = false;
-  std::optional<std::int64_t> only_index;  // `runner run --index I`
+  /// `runner run --index I [--index J ...]`: only these grid points, in this order (a Slurm task
+  /// runs the points of one training this way, so that the first trains and the rest reuse).
+  std::vector<std::int64_t> only_indices;
   /// Runs on this device instead of the file's (`runner run --device`, given by a parallel
   /// sweep); the run's identity (config hash, checkpoint folder) stays the file's.
   std::optional<std::string> device;
@@ -82,6 +86,9 @@ struct SweepSummary {
 /// reason and the sweep goes on.
 SweepSummary run_sweep(SweepGrid grid, RunStore& store, const Registry& registry,
                        const SweepOptions& options);
+
+/// The schedule's alpha bar at t = T: what fraction of the data's variance survives into x_T.
+double terminal_alpha_bar(const Registry& registry, const PluginConfig& schedule);
 
 /// Registers the sweep and its grid in the store (pending runs) and returns the sweep id. A grid
 /// that differs from the one recorded under the same name is handled as `change` says; with

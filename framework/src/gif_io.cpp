@@ -8,6 +8,7 @@
 #include <gif_lib.h>
 #include <torch/torch.h>
 
+#include "atomic_file.hpp"
 #include "difflab/errors.hpp"
 
 namespace difflab {
@@ -61,7 +62,7 @@ void write_gif(const std::string& path, const GifAnimation& gif) {
   std::unique_ptr<ColorMapObject, ColorMapDeleter> map(GifMakeMapObject(colours, entries.data()));
   if (!map) throw RunError("cannot write " + path + ": giflib could not make the palette");
 
-  const auto tmp = path + ".tmp";
+  const auto tmp = temporary_path(path);
   const int height = static_cast<int>(pixels.size(1)), width = static_cast<int>(pixels.size(2));
   try {
     GifWriter writer;
@@ -102,13 +103,7 @@ void write_gif(const std::string& path, const GifAnimation& gif) {
     std::filesystem::remove(tmp, ignored);
     throw;
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw RunError("cannot write " + path + ": " + ec.message());
-  }
+  publish_file(tmp, path);
 }
 
 GifAnimation read_gif(const std::string& path) {

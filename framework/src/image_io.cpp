@@ -7,6 +7,7 @@
 #include <png.h>
 #include <torch/torch.h>
 
+#include "atomic_file.hpp"
 #include "difflab/errors.hpp"
 
 namespace difflab {
@@ -39,7 +40,7 @@ void write_png(const std::string& path, const at::Tensor& image) {
   png.width = static_cast<png_uint_32>(pixels.size(1));
   png.height = static_cast<png_uint_32>(pixels.size(0));
   png.format = grey ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
-  const auto tmp = path + ".tmp";
+  const auto tmp = temporary_path(path);
   const int ok =
       png_image_write_to_file(&png, tmp.c_str(), 0, pixels.data_ptr<std::uint8_t>(), 0, nullptr);
   const std::string message = png.message;
@@ -49,12 +50,7 @@ void write_png(const std::string& path, const at::Tensor& image) {
     std::filesystem::remove(tmp, ec);
     throw RunError("cannot write " + path + ": " + message);
   }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw RunError("cannot write " + path + ": " + ec.message());
-  }
+  publish_file(tmp, path);
 }
 
 at::Tensor read_png(const std::string& path) {

@@ -198,23 +198,29 @@ void merge_leftover_shards(RunStore& store, const fs::path& out_dir, const std::
                shards.size() == 1 ? "" : "s", dir.string(), merged.runs, merged.runs == 1 ? "" : "s");
 }
 
-void seed_shard(const RunStore& store, const std::string& sweep, const RunConfig& run, const fs::path& shard) {
+void seed_shard(const RunStore& store, const std::string& sweep, const std::vector<const RunConfig*>& runs,
+                const fs::path& shard) {
   std::error_code ec;
   for (const char* suffix : {"", "-wal", "-shm", "-journal"}) fs::remove(shard.string() + suffix, ec);
   fs::create_directories(shard.parent_path());
   RunStore into(shard.string());
   MergeFilter own;
   own.sweep = sweep;
-  own.config_hashes = std::vector<std::string>{run.config_hash};
+  own.config_hashes = std::vector<std::string>{};
+  for (const auto* run : runs) own.config_hashes->push_back(run->config_hash);
   merge_store(store, into, own);
   const auto sweep_id = into.find_sweep(sweep)->id;
-  auto record = into.find_run(sweep_id, run.config_hash);
-  RunRecord state = *record;  // the parent chose to run it: pending, whatever it was before
-  state.status = RunStatus::pending;
-  state.reason.clear();
-  into.set_run_state(record->id, state);
-  if (!into.checkpoints(record->id).empty()) return;
-  if (const auto trained = store.find_trained(run.train_hash)) {  // its checkpoints to reuse
+  bool any_checkpoint = false;
+  for (const auto* run : runs) {
+    auto record = into.find_run(sweep_id, run->config_hash);
+    RunRecord state = *record;  // the parent chose to run it: pending, whatever it was before
+    state.status = RunStatus::pending;
+    state.reason.clear();
+    into.set_run_state(record->id, state);
+    any_checkpoint = any_checkpoint || !into.checkpoints(record->id).empty();
+  }
+  if (any_checkpoint || runs.empty()) return;
+  if (const auto trained = store.find_trained(runs.front()->train_hash)) {  // its checkpoints to reuse
     for (const auto& s : store.sweeps()) {
       if (s.id != trained->sweep_id) continue;
       MergeFilter reuse;
@@ -303,7 +309,7 @@ SweepSummary run_sweep_local(SweepGrid grid, RunStore& store, const Registry& re
     child->slot = slot;
     child->shard = shard_path(options.child.out_dir, grid.name, run.index);
     child->log = log_path(options.child.out_dir, grid.name, run.index);
-    seed_shard(store, grid.name, run, child->shard);
+    seed_shard(store, grid.name, {&run}, child->shard);
     fs::create_directories(child->log.parent_path());
     child->log_file.open(child->log, std::ios::app);
     const auto& device = slot_devices[static_cast<std::size_t>(slot)];
@@ -371,8 +377,46 @@ SweepSummary run_sweep_local(SweepGrid grid, RunStore& store, const Registry& re
     spdlog::error("run {} failed: {}: {}", run.index, store.run(child->run_id)->reason, counts());
   };
 
+  // Claims a run in the store before its child starts, so that another runner on the same store
+  // never starts it too; says what happened when the claim is refused.
+  std::vector<const RunConfig*> waiting;  // another process trains the same model: later
+  const auto claim = [&](const RunConfig& run) {
+    const auto record = store.find_run(sweep_id, run.config_hash);
+    const auto result = store.claim_run(record->id, "", ::getpid(), options.retry_failed, process_alive);
+    switch (result.outcome) {
+      case Claim::claimed:
+        return true;
+      case Claim::done:
+        ++summary.done;
+        ++summary.skipped;
+        if (progress) progress->report(ProgressEvent::finished(run.index, "skipped", "done before"));
+        break;
+      case Claim::running_elsewhere:
+        spdlog::warn("run {} is being run by process {}; skipped", run.index, result.other_pid);
+        if (progress)
+          progress->report(ProgressEvent::finished(run.index, "skipped",
+                                                   "run by process " + std::to_string(result.other_pid)));
+        break;
+      case Claim::failed_before:
+        ++summary.failed;
+        if (progress)
+          progress->report(ProgressEvent::finished(run.index, "failed", "failed before: " + result.run.reason));
+        break;
+      case Claim::training_elsewhere:
+        waiting.push_back(&run);
+        break;
+    }
+    return false;
+  };
+
   std::size_t next = 0;
-  while (!children.empty() || (next < queue.size() && g_signal == 0)) {
+  auto retry_at = std::chrono::steady_clock::now();
+  while (!children.empty() || ((next < queue.size() || !waiting.empty()) && g_signal == 0)) {
+    if (next >= queue.size() && !waiting.empty() && std::chrono::steady_clock::now() >= retry_at) {
+      queue.insert(queue.end(), waiting.begin(), waiting.end());  // try them again
+      waiting.clear();
+      retry_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    }
     if (g_signal != 0 && !forwarded) {
       forwarded = true;
       spdlog::warn("signal {}: passing it to {} running run{}", signal_text(g_signal), children.size(),
@@ -386,9 +430,13 @@ SweepSummary run_sweep_local(SweepGrid grid, RunStore& store, const Registry& re
       if (pick >= queue.size()) break;
       std::rotate(queue.begin() + static_cast<std::ptrdiff_t>(next), queue.begin() + static_cast<std::ptrdiff_t>(pick),
                   queue.begin() + static_cast<std::ptrdiff_t>(pick) + 1);
-      launch(*queue[next++]);
+      const auto& run = *queue[next++];
+      if (claim(run)) launch(run);
     }
-    if (children.empty()) continue;
+    if (children.empty()) {
+      if (!waiting.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      continue;
+    }
     std::vector<pollfd> fds;
     for (const auto& c : children) fds.push_back({c->fd, POLLIN, 0});
     const int ready = ::poll(fds.data(), fds.size(), 1000);

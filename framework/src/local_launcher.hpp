@@ -52,9 +52,10 @@ std::filesystem::path log_path(const std::filesystem::path& out_dir, const std::
 /// Merges every shard an earlier invocation left under `<out>/<sweep>/shards` into `store`.
 void merge_leftover_shards(RunStore& store, const std::filesystem::path& out_dir, const std::string& sweep);
 
-/// Writes a fresh shard for `run`: the sweep's runs (pending), this run's results so far from
-/// `store` (to resume), and those of a done run with the same training (to reuse).
-void seed_shard(const RunStore& store, const std::string& sweep, const RunConfig& run,
+/// Writes a fresh shard for `runs` (one run, or the runs of one training that a Slurm task runs in
+/// turn): the sweep's runs (pending), these runs' results so far from `store` (to resume), and
+/// those of a done run with the same training (to reuse).
+void seed_shard(const RunStore& store, const std::string& sweep, const std::vector<const RunConfig*>& runs,
                 const std::filesystem::path& shard);
 
 /// The runs of `grid` to execute now, as run_sweep chooses them; counts the others in `summary`.

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "atomic_file.hpp"
 #include "difflab/errors.hpp"
 
 namespace difflab {
@@ -19,7 +20,7 @@ void write_npy(const std::string& path, const torch::Tensor& tensor) {
   const std::size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');
   header += '\n';
-  const auto tmp = path + ".tmp";
+  const auto tmp = temporary_path(path);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw RunError("cannot write " + tmp);
@@ -30,9 +31,13 @@ void write_npy(const std::string& path, const torch::Tensor& tensor) {
     out.write(header.data(), static_cast<std::streamsize>(header.size()));
     out.write(static_cast<const char*>(data.data_ptr()),
               static_cast<std::streamsize>(data.numel() * sizeof(float)));
-    if (!out) throw RunError("cannot write " + tmp);
+    if (!out) {
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+      throw RunError("cannot write " + tmp);
+    }
   }
-  std::filesystem::rename(tmp, path);
+  publish_file(tmp, path);
 }
 
 torch::Tensor read_npy(const std::string& path) {

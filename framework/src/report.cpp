@@ -226,7 +226,8 @@ std::vector<MetricKey> column_order(const std::vector<MetricKey>& recorded) {
 
 // Best checkpoint rule: the key column is the first of wasserstein, fid, mmd, test_loss that
 // the report has (its first sampler's column), else the first metric column; per run, the
-// checkpoint with the lowest finite value there (the earliest on ties); a run with no such
+// checkpoint with the best finite value there (lowest, or highest where the metric declares
+// higher is better; the earliest on ties); a run with no such
 // value shows its final checkpoint instead.
 std::optional<std::size_t> best_key_column(const std::vector<MetricKey>& columns) {
   for (const auto& name : kBestMetrics) {
@@ -394,7 +395,8 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
     if (key_column) {
       for (const auto* c : list) {
         const auto value = values_of(c)[*key_column];
-        if (value && std::isfinite(*value) && (!best || *value < best_value)) {
+        if (!value || !std::isfinite(*value)) continue;
+        if (!best || (metric_keys[*key_column].better == "higher" ? *value > best_value : *value < best_value)) {
           best = c;
           best_value = *value;
         }
@@ -452,8 +454,8 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
   columns.push_back({"epoch", ColumnKind::integer, ""});
   const std::size_t first_metric_column = columns.size();
   for (const auto& key : metric_keys) {
-    columns.push_back(
-        {metric_header(key, variants_of[key.metric].size() > 1), ColumnKind::metric, key.metric});
+    columns.push_back({metric_header(key, variants_of[key.metric].size() > 1), ColumnKind::metric, key.metric,
+                       key.better == "higher"});
   }
   if (any_failed) columns.push_back({"reason", ColumnKind::text, ""});  // last: long free text
 
@@ -477,7 +479,9 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
   // Tables say which column chose the best checkpoints; CSV and JSON stay pure data.
   if (options.checkpoint == CheckpointChoice::best && key_column) {
     table.best_key = first_metric_column + *key_column;
-    table.footer = "best checkpoint per run: lowest " + columns[*table.best_key].header + "\n";
+    table.footer = std::string("best checkpoint per run: ") +
+                   (columns[*table.best_key].higher_is_better ? "highest " : "lowest ") +
+                   columns[*table.best_key].header + "\n";
   }
   return table;
 }

@@ -41,6 +41,7 @@ struct ReportColumn {
   std::string header;
   ReportColumnKind kind;
   std::string metric;  // metric columns: the metric's name ("mmd"), else ""
+  bool higher_is_better = false;  // metric columns: as the metric's values declare
 };
 
 /// The comparison every format renders (see render_report for its rows and columns), with the

@@ -23,8 +23,6 @@ namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;
 
 const char* const kBundles[] = {"vega.min.js", "vega-lite.min.js", "vega-embed.min.js"};
-// Metrics where a higher value is better; every other metric is a distance or a loss.
-const std::set<std::string> kHigherIsBetter = {"inception_score", "psnr"};
 // Points of one run's loss curve in the chart: longer curves are thinned evenly (last kept).
 constexpr std::size_t kMaxLossPoints = 1500;
 
@@ -402,7 +400,7 @@ std::string render_html(const ReportTable& table, const RunStore& store,
     if (chart == chart_of.end()) {
       chart = chart_of.emplace(key, charts.size()).first;
       charts.push_back({{"metric", m.metric}, {"variant", m.variant},
-                        {"higher", kHigherIsBetter.count(m.metric) > 0}});
+                        {"higher", m.better == "higher"}});
       chart_samplers.emplace_back();
     }
     chart_samplers[chart->second].insert(m.sampler);
@@ -472,7 +470,7 @@ std::string render_html(const ReportTable& table, const RunStore& store,
     std::vector<std::optional<double>> best(table.columns.size());
     for (std::size_t c = 0; c < table.columns.size(); ++c) {
       if (table.columns[c].kind != ReportColumnKind::metric) continue;
-      const bool higher = kHigherIsBetter.count(table.columns[c].metric) > 0;
+      const bool higher = table.columns[c].higher_is_better;
       int count = 0;
       for (const auto& row : table.rows) {
         if (!row[c].is_number()) continue;

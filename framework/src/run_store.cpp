@@ -98,6 +98,14 @@ PRAGMA application_id = 1145457730;
     R"sql(
 ALTER TABLE checkpoints ADD COLUMN weights TEXT NOT NULL DEFAULT 'model';
 )sql",
+    // 3: which way each metric value improves, as its plugin declares (values recorded before
+    // plugins declared it were from the two in-tree metrics where higher is better, or lower);
+    // and each run's terminal signal alpha bar_T.
+    R"sql(
+ALTER TABLE metrics ADD COLUMN better TEXT NOT NULL DEFAULT 'lower' CHECK (better IN ('lower', 'higher'));
+UPDATE metrics SET better = 'higher' WHERE metric IN ('inception_score', 'psnr');
+ALTER TABLE runs ADD COLUMN abar_T REAL;
+)sql",
 };
 static_assert(kApplicationId == 1145457730, "migration 1 writes kApplicationId literally");
 
@@ -112,7 +120,7 @@ constexpr const char* kCreateMetricsByKey =
 constexpr const char* kRunColumns =
     "r.id, r.sweep_id, r.grid_index, r.config_json, r.config_hash, r.train_hash, r.axes_json, "
     "r.seed, r.device, r.status, r.reason, r.started_at, r.finished_at, r.train_seconds, "
-    "r.eval_seconds, r.framework_version, r.plugin_versions_json, r.pid";
+    "r.eval_seconds, r.framework_version, r.plugin_versions_json, r.pid, r.abar_T";
 
 }  // namespace
 
@@ -322,6 +330,7 @@ RunRecord read_run(const Statement& s) {
   r.framework_version = s.text(15);
   r.plugin_versions_json = s.text(16);
   r.pid = s.integer(17);
+  r.abar_T = s.real(18);
   return r;
 }
 
@@ -355,6 +364,7 @@ MetricRecord read_metric(const Statement& s) {
   r.metric = s.text(3);
   r.variant = s.text(4);
   r.value = s.real(5);
+  r.better = s.text(6);
   return r;
 }
 
@@ -526,9 +536,9 @@ std::int64_t RunStore::add_run(const RunRecord& run) {
         *impl_,
         "INSERT INTO runs (sweep_id, grid_index, config_json, config_hash, train_hash,"
         " axes_json, seed, device, status, reason, started_at, finished_at, train_seconds,"
-        " eval_seconds, framework_version, plugin_versions_json, pid)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
-        " ON CONFLICT (sweep_id, config_hash) DO NOTHING");
+        " eval_seconds, framework_version, plugin_versions_json, pid, abar_T)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+        " ON CONFLICT (sweep_id, config_hash) DO UPDATE SET abar_T = coalesce(abar_T, excluded.abar_T)");
     insert.bind(1, run.sweep_id)
         .bind(2, run.grid_index)
         .bind(3, run.config_json)
@@ -546,6 +556,7 @@ std::int64_t RunStore::add_run(const RunRecord& run) {
         .bind(15, run.framework_version)
         .bind(16, run.plugin_versions_json.empty() ? std::string("{}") : run.plugin_versions_json)
         .bind(17, run.pid)
+        .bind(18, run.abar_T)
         .run();
     Statement select(*impl_, "SELECT id FROM runs WHERE sweep_id = ?1 AND config_hash = ?2");
     select.bind(1, run.sweep_id).bind(2, run.config_hash);
@@ -594,6 +605,46 @@ void RunStore::mark_running(std::int64_t run_id, const std::string& device, std:
   if (s.bind(1, run_id).bind(2, device).bind(3, pid).bind(4, utc_now()).run() != 1) {
     throw RunError("no run with id " + std::to_string(run_id) + " in " + path_);
   }
+}
+
+ClaimResult RunStore::claim_run(std::int64_t run_id, const std::string& device, std::int64_t pid,
+                               bool retry_failed, const std::function<bool(std::int64_t)>& alive) {
+  ClaimResult result;
+  transaction([&] {
+    const auto current = run(run_id);
+    if (!current) throw RunError("no run with id " + std::to_string(run_id) + " in " + path_);
+    result.run = *current;
+    if (current->status == RunStatus::done) {
+      result.outcome = Claim::done;
+      return;
+    }
+    if (current->status == RunStatus::failed && !retry_failed) {
+      result.outcome = Claim::failed_before;
+      return;
+    }
+    if (current->status == RunStatus::running && current->pid != pid && alive(current->pid)) {
+      result.outcome = Claim::running_elsewhere;
+      result.other_run = current->id;
+      result.other_pid = current->pid;
+      return;
+    }
+    if (!current->train_hash.empty()) {
+      Statement s(*impl_,
+                  "SELECT id, pid FROM runs WHERE train_hash = ?1 AND status = 'running' AND id <> ?2"
+                  " AND pid <> ?3 ORDER BY id");
+      s.bind(1, current->train_hash).bind(2, run_id).bind(3, pid);
+      while (s.step()) {
+        if (!alive(s.integer(1))) continue;
+        result.outcome = Claim::training_elsewhere;
+        result.other_run = s.integer(0);
+        result.other_pid = s.integer(1);
+        return;
+      }
+    }
+    mark_running(run_id, device, pid);
+    result.outcome = Claim::claimed;
+  });
+  return result;
 }
 
 void RunStore::mark_done(std::int64_t run_id, double train_seconds, double eval_seconds) {
@@ -705,23 +756,24 @@ std::vector<std::pair<std::int64_t, LossRecord>> RunStore::sweep_losses(const st
 void RunStore::add_metric(const MetricRecord& metric) {
   Statement s(
       *impl_,
-      "INSERT INTO metrics (checkpoint_id, sampler, sampler_params_json, metric, variant, value)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+      "INSERT INTO metrics (checkpoint_id, sampler, sampler_params_json, metric, variant, value, better)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
       " ON CONFLICT (checkpoint_id, sampler, metric, variant) DO UPDATE SET"
-      " sampler_params_json = excluded.sampler_params_json, value = excluded.value");
+      " sampler_params_json = excluded.sampler_params_json, value = excluded.value, better = excluded.better");
   s.bind(1, metric.checkpoint_id)
       .bind(2, metric.sampler)
       .bind(3, metric.sampler_params_json.empty() ? std::string("{}") : metric.sampler_params_json)
       .bind(4, metric.metric)
       .bind(5, metric.variant)
       .bind(6, metric.value)
+      .bind(7, metric.better)
       .run();
 }
 
 std::vector<MetricRecord> RunStore::metrics(std::int64_t checkpoint_id) const {
   Statement s(
       *impl_,
-      "SELECT checkpoint_id, sampler, sampler_params_json, metric, variant, value FROM metrics"
+      "SELECT checkpoint_id, sampler, sampler_params_json, metric, variant, value, better FROM metrics"
       " WHERE checkpoint_id = ?1 ORDER BY id");
   s.bind(1, checkpoint_id);
   std::vector<MetricRecord> out;
@@ -781,7 +833,7 @@ std::vector<CheckpointRecord> RunStore::sweep_checkpoints(const std::string& swe
 std::vector<MetricRecord> RunStore::sweep_metrics(const std::string& sweep) const {
   Statement s(
       *impl_,
-      "SELECT m.checkpoint_id, m.sampler, m.sampler_params_json, m.metric, m.variant, m.value"
+      "SELECT m.checkpoint_id, m.sampler, m.sampler_params_json, m.metric, m.variant, m.value, m.better"
       " FROM metrics m JOIN checkpoints c ON c.id = m.checkpoint_id"
       " JOIN runs r ON r.id = c.run_id JOIN sweeps w ON w.id = r.sweep_id"
       " WHERE ?1 = '' OR w.name = ?1 ORDER BY m.id");
@@ -855,7 +907,13 @@ std::vector<MetricKey> RunStore::metric_keys(const std::string& sweep) const {
   std::sort(first.begin(), first.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<MetricKey> out;
-  for (auto& [id, key] : first) out.push_back(std::move(key));
+  Statement better(*impl_, "SELECT better FROM metrics WHERE id = ?1");
+  for (auto& [id, key] : first) {
+    better.bind(1, id);
+    if (better.step()) key.better = better.text(0);
+    better.reset();
+    out.push_back(std::move(key));
+  }
   return out;
 }
 
@@ -878,8 +936,9 @@ std::vector<std::pair<std::int64_t, std::int64_t>> RunStore::final_checkpoints(
 
 std::vector<std::pair<std::int64_t, std::int64_t>> RunStore::best_checkpoints(
     const MetricKey& key) const {
-  // One pass over the key's values (a range of metrics_by_key); the minimum per run is kept here,
+  // One pass over the key's values (a range of metrics_by_key); the best per run is kept here,
   // which is quicker than SQLite sorting them for a window function.
+  const bool higher = key.better == "higher";
   Statement s(*impl_,
               "SELECT c.run_id, c.id, c.step, m.value FROM metrics m"
               " JOIN checkpoints c ON c.id = m.checkpoint_id"
@@ -898,7 +957,7 @@ std::vector<std::pair<std::int64_t, std::int64_t>> RunStore::best_checkpoints(
     auto [it, added] = best.try_emplace(s.integer(0), candidate);
     if (added) {
       order.push_back(it->first);
-    } else if (value < it->second.value ||
+    } else if ((higher ? value > it->second.value : value < it->second.value) ||
                (value == it->second.value && candidate.step < it->second.step)) {
       it->second = candidate;
     }
@@ -932,7 +991,7 @@ std::vector<CheckpointRecord> RunStore::checkpoints_with_ids(const std::vector<s
 
 std::vector<MetricRecord> RunStore::metrics_of_checkpoints(const std::vector<std::int64_t>& ids) const {
   return rows_for_ids(*impl_,
-                      "SELECT checkpoint_id, sampler, sampler_params_json, metric, variant, value FROM metrics"
+                      "SELECT checkpoint_id, sampler, sampler_params_json, metric, variant, value, better FROM metrics"
                       " WHERE checkpoint_id IN (SELECT value FROM json_each(?1)) ORDER BY id",
                       ids, read_metric);
 }

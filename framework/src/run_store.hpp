@@ -2,6 +2,7 @@
 // The SQLite store of sweeps, runs, checkpoints, losses and metric values (see README "Schema").
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,25 @@ struct RunRecord {
   std::string framework_version;
   std::string plugin_versions_json;  // {"schedule/linear": "1.0.0 (libdifflab_schedule_linear.so)"}
   std::int64_t pid = 0;  // process that runs it, while running
+  /// The schedule's terminal signal, alpha bar at t = T: how much of the data survives into the
+  /// x_T that sampling draws from N(0, I); NaN when not recorded (stores before version 3).
+  double abar_T = std::numeric_limits<double>::quiet_NaN();
+};
+
+/// What claim_run found.
+enum class Claim {
+  claimed,             // it was pending, failed (with retry), or owned by a dead process: now ours
+  done,                // finished before
+  failed_before,       // failed, and the caller does not retry failed runs
+  running_elsewhere,   // a live process runs it
+  training_elsewhere,  // a live process runs another run of the same training: wait, then reuse
+};
+
+struct ClaimResult {
+  Claim outcome = Claim::claimed;
+  RunRecord run;              // the run as it was before the claim
+  std::int64_t other_run = 0;  // running_elsewhere, training_elsewhere: the run and its process
+  std::int64_t other_pid = 0;
 };
 
 struct CheckpointRecord {
@@ -69,12 +89,14 @@ struct MetricRecord {
   std::string metric;               // e.g. "mmd"
   std::string variant;              // e.g. "rbf(bandwidths=0.2,0.5,1,2,5)"
   double value = 0;  // NaN round-trips (stored as NULL)
+  std::string better = "lower";  // "lower" or "higher": which way the metric improves, as it declares
 };
 
 /// What a report's metric column holds: one metric, in one variant, from one sampler ("" for
 /// checkpoint-scope metrics such as test_loss).
 struct MetricKey {
   std::string metric, variant, sampler;
+  std::string better = "lower";  // as its values declare; not part of the key's identity
   bool operator<(const MetricKey& o) const;
   bool operator==(const MetricKey& o) const;
 };
@@ -90,7 +112,7 @@ struct ArtifactRecord {
 /// migrations applied on open). Not thread-safe: one RunStore per thread.
 class RunStore {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   enum class Access {
     read_write,  // creates the file if needed and applies migrations
@@ -133,6 +155,12 @@ class RunStore {
   /// Status transitions with UTC ISO 8601 times; RunError if the run does not exist. Running
   /// clears the reason and finished_at of an earlier try; done and failed set pid to 0.
   void mark_running(std::int64_t run_id, const std::string& device, std::int64_t pid);
+  /// Takes the run for process `pid` in one BEGIN IMMEDIATE transaction, so two processes on one
+  /// store never both run it: checks its status and the runs that share its train_hash, and marks
+  /// it running only when no live process (`alive`, for pids other than `pid`) owns it or trains
+  /// the same model.
+  ClaimResult claim_run(std::int64_t run_id, const std::string& device, std::int64_t pid, bool retry_failed,
+                        const std::function<bool(std::int64_t pid)>& alive);
   void mark_done(std::int64_t run_id, double train_seconds, double eval_seconds);
   void mark_failed(std::int64_t run_id, const std::string& reason);
   /// Copies another store's state of the same run (status, reason, device, times, versions);
@@ -177,7 +205,8 @@ class RunStore {
   /// that has metric values, else its last checkpoint.
   std::vector<std::pair<std::int64_t, std::int64_t>> final_checkpoints(const std::string& sweep = "") const;
   /// (run id, checkpoint id) for each run of any sweep that has a finite value of `key`: the
-  /// checkpoint with the lowest value, the earliest (by step) on ties.
+  /// checkpoint with the best value (lowest, or highest when key.better is "higher"), the
+  /// earliest (by step) on ties.
   std::vector<std::pair<std::int64_t, std::int64_t>> best_checkpoints(const MetricKey& key) const;
   /// The checkpoints with these ids, by run id then step; their metric values, as recorded.
   std::vector<CheckpointRecord> checkpoints_with_ids(const std::vector<std::int64_t>& ids) const;

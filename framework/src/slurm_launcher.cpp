@@ -40,13 +40,29 @@ std::string first_line(const std::string& text) {
   return line;
 }
 
+// The runs to submit, grouped by training: one array task per group, numbered by its first grid
+// index, runs its points in turn, so the model is trained once and the others reuse it.
+using TrainingGroups = std::map<std::int64_t, std::vector<const RunConfig*>>;
+
+TrainingGroups group_by_training(const std::vector<const RunConfig*>& runs) {
+  TrainingGroups groups;
+  std::map<std::string, std::int64_t> leader;
+  for (const auto* run : runs) {
+    const auto [it, first] = leader.emplace(run->train_hash, run->index);
+    groups[it->second].push_back(run);
+    (void)first;
+  }
+  return groups;
+}
+
 std::string batch_script(const SlurmLaunchOptions& o, const SweepGrid& grid, const fs::path& sweep_copy,
-                         const fs::path& slurm_dir, int threads) {
+                         const fs::path& slurm_dir, int threads, const TrainingGroups& groups) {
   const auto& s = o.settings;
   std::ostringstream out;
   out << "#!/bin/bash\n"
-      << "# Written by runner sweep --launcher slurm: one array task per grid index, each writing its\n"
-      << "# own SQLite shard; `runner merge` folds them into " << o.db.string() << ".\n"
+      << "# Written by runner sweep --launcher slurm: one array task per training (numbered by its\n"
+      << "# first grid index), running that training's grid points in turn into its own SQLite\n"
+      << "# shard; `runner merge` folds them into " << o.db.string() << ".\n"
       << "#SBATCH --job-name=" << "difflab-" << grid.name << "\n"
       << "#SBATCH --output=" << (slurm_dir / "logs" / "%A_%a.log").string() << "\n"
       << "#SBATCH --cpus-per-task=" << threads << "\n"
@@ -62,11 +78,21 @@ std::string batch_script(const SlurmLaunchOptions& o, const SweepGrid& grid, con
   argv[2] = sweep_copy.string();
   out << "set -u\n"
       << "i=${SLURM_ARRAY_TASK_ID:?not a Slurm array task}\n"
+      << "case \"$i\" in\n";
+  for (const auto& [first, runs] : groups) {
+    out << "  " << first << ") indices=(";
+    for (std::size_t k = 0; k < runs.size(); ++k) out << (k ? " " : "") << "--index " << runs[k]->index;
+    out << ");;\n";
+  }
+  out << "  *) echo \"difflab: no grid points for task $i\" >&2; exit 2;;\n"
+      << "esac\n"
       << "echo \"difflab: task ${SLURM_ARRAY_JOB_ID:-?}_$i on $(hostname) at $(date -u +%FT%TZ)\"\n"
       << "exec";
   for (std::size_t k = 0; k < argv.size(); ++k) {
-    if (k == 4) {
-      out << " \"$i\"";  // --index
+    if (k == 3) {
+      continue;  // --index: the group's, below
+    } else if (k == 4) {
+      out << " \"${indices[@]}\"";
     } else if (k == 6) {
       out << " " << shell_quote(shard_dir + "/run-") << "\"$i\".sqlite";  // --db
     } else {
@@ -156,13 +182,16 @@ SweepSummary run_sweep_slurm(SweepGrid grid, RunStore& store, const Registry& re
   const auto sweep_copy = slurm_dir / "sweep.yaml";  // every task reads the text the parent read
   std::ofstream(sweep_copy) << grid.text;
   const int threads = options.threads > 0 ? options.threads : 1;
-  std::vector<std::int64_t> indices;
-  for (const auto* run : runs) {
-    seed_shard(store, grid.name, *run, shard_path(out_dir, grid.name, run->index));
-    indices.push_back(run->index);
+  const auto groups = group_by_training(runs);
+  std::vector<std::int64_t> indices;  // array task ids: each group's first grid index
+  std::map<std::int64_t, std::int64_t> task_of;  // grid index -> its task
+  for (const auto& [first, members] : groups) {
+    seed_shard(store, grid.name, members, shard_path(out_dir, grid.name, first));
+    indices.push_back(first);
+    for (const auto* run : members) task_of[run->index] = first;
   }
   const auto script = slurm_dir / "array.sh";
-  std::ofstream(script) << batch_script(options, grid, sweep_copy, slurm_dir, threads);
+  std::ofstream(script) << batch_script(options, grid, sweep_copy, slurm_dir, threads, groups);
   const auto spec = array_spec(indices, options.settings.max_parallel);
   const auto submit = "sbatch --parsable --array=" + spec + " " + shell_quote(script.string());
   if (run_shell(submit, output) != 0) {
@@ -171,8 +200,9 @@ SweepSummary run_sweep_slurm(SweepGrid grid, RunStore& store, const Registry& re
   }
   const auto job = first_line(output).substr(0, first_line(output).find(';'));
   std::ofstream(slurm_dir / "jobs.txt", std::ios::app) << job << " " << spec << " " << utc_now() << "\n";
-  spdlog::info("{}: submitted Slurm job array {} ({} task{}: {}); logs {}/logs/{}_<index>.log", grid.name, job,
-               runs.size(), runs.size() == 1 ? "" : "s", spec, slurm_dir.string(), job);
+  spdlog::info("{}: submitted Slurm job array {} ({} task{} for {} run{}: {}); logs {}/logs/{}_<index>.log",
+               grid.name, job, groups.size(), groups.size() == 1 ? "" : "s", runs.size(), runs.size() == 1 ? "" : "s",
+               spec, slurm_dir.string(), job);
   if (!options.settings.wait) {
     std::cout << job << "\n";
     spdlog::info("when it ends: runner merge --db {} {}", options.db.string(),
@@ -209,13 +239,14 @@ SweepSummary run_sweep_slurm(SweepGrid grid, RunStore& store, const Registry& re
   }
   for (const auto* run : runs) {
     const auto record = store.find_run(sweep_id, run->config_hash);
-    const auto task = job + "_" + std::to_string(run->index);
+    const auto task_index = task_of.at(run->index);
+    const auto task = job + "_" + std::to_string(task_index);
     const auto log = (slurm_dir / "logs" / (task + ".log")).string();
     if (record->status == RunStatus::done) {
       ++summary.done;
       continue;
     }
-    const auto it = ended.find(run->index);
+    const auto it = ended.find(task_index);
     std::string where = "Slurm task " + task;
     if (it != ended.end()) where += " " + it->second.state + " (exit code " + it->second.exit_code + ")";
     else where += " ended without a record in scontrol";

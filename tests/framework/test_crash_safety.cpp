@@ -268,3 +268,70 @@ TEST_CASE("a reader sees whole checkpoints while a sweep writes, and never block
   std::cout << "reader: " << reads << " consistent reads while the sweep wrote, slowest " << slowest
             << " s\n";
 }
+
+TEST_CASE("a truncated last checkpoint is set aside and the run resumes to the uninterrupted result",
+          "[crash]") {
+  const auto root = test::temp_dir("truncated");
+  const auto reference = reference_sweep(root / "reference");
+  const auto dir = root / "machine-crash";
+  std::string out;
+  // Killed as the first run ends: all its checkpoints recorded, the run not yet done.
+  CHECK(test::run_command("DIFFLAB_CRASH_AT=run-done:1 " + sweep_command(dir), &out) == 128 + 9);
+  RunStore before((dir / "runs.sqlite").string(), RunStore::Access::read_only);
+  const auto run = before.runs().at(0);
+  const auto checkpoints = before.checkpoints(run.id);
+  REQUIRE(checkpoints.size() == 5);
+  // What a power cut can leave of files the kernel had not yet written: the last checkpoint cut
+  // in half, the one before it empty. The run must go on from the third.
+  const auto last = checkpoints[4].file, previous = checkpoints[3].file;
+  fs::resize_file(last, fs::file_size(last) / 2);
+  fs::resize_file(previous, 0);
+  REQUIRE(test::run_command(sweep_command(dir), &out) == 0);
+  INFO(out);
+  CHECK_THAT(out, Catch::Contains("checkpoint " + last + " cannot be read") &&
+                      Catch::Contains("checkpoint " + previous + " cannot be read (the file is empty)"));
+  CHECK(fs::exists(last + ".unreadable"));
+  CHECK(fs::exists(previous + ".unreadable"));
+  check_repaired(dir, reference);
+}
+
+TEST_CASE("two runner sweeps on one store split the grid: each run once, each training once",
+          "[crash][parallel]") {
+  const auto root = test::temp_dir("two-sweeps");
+  // Four trainings, each evaluated twice (an evaluation-only axis): eight runs.
+  const std::string grid = " --set 'sweep.evaluation.num_samples=[128, 256]'";
+  const auto command = [&](const fs::path& dir) {
+    return test::runner_path() + " sweep " + kTiny + " --db " + (dir / "runs.sqlite").string() + " --out " +
+           (dir / "runs").string() + grid + " --threads 1 --progress none";
+  };
+  std::string out;
+  REQUIRE(test::run_command(command(root / "reference") + " -q", &out) == 0);
+  const auto reference = recorded(root / "reference" / "runs.sqlite");
+  REQUIRE(reference.runs.size() == 8);
+
+  const auto dir = root / "shared";
+  int rc[2] = {-1, -1};
+  std::string output[2];
+  std::thread first([&] { rc[0] = test::run_command(command(dir), &output[0]); });
+  std::thread second([&] { rc[1] = test::run_command(command(dir), &output[1]); });
+  first.join();
+  second.join();
+  INFO(output[0] << "\n----\n" << output[1]);
+  CHECK(rc[0] == 0);
+  CHECK(rc[1] == 0);
+  const auto count = [&](const std::string& what) {
+    int n = 0;
+    for (const auto& text : output) {
+      for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    }
+    return n;
+  };
+  CHECK(count("] on cpu") == 8);                         // every run executed by one process
+  CHECK(count("reusing the checkpoints of run") == 4);  // every model trained once
+  CHECK(query(dir / "runs.sqlite", "PRAGMA integrity_check") == "ok\n");
+  CHECK(query(dir / "runs.sqlite", "SELECT COUNT(*) FROM runs WHERE status = 'done'") == "8\n");
+  check_repaired(dir, reference);
+  int files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir / "runs")) files += e.path().filename() == "checkpoint.pt";
+  CHECK(files == 4 * 5);
+}

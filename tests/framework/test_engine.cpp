@@ -1,4 +1,5 @@
 #include <fstream>
+#include <set>
 #include <iostream>
 
 #include <catch2/catch.hpp>
@@ -144,6 +145,13 @@ void check_resume(const std::string& name, const std::vector<std::string>& overr
   options.retry_failed = true;
   summary = run_sweep(grid, crashed, test::plugins(), options);
   CHECK(summary.failed == 0);
+  // Training time goes on across the resume: checkpoint wall times keep rising, and the run's
+  // train_seconds is the last one's (the time to train the model it evaluates).
+  const auto resumed = crashed.checkpoints(failed.id);
+  REQUIRE(resumed.size() == 2);
+  CHECK(resumed[0].wall_seconds > 0);
+  CHECK(resumed[1].wall_seconds > resumed[0].wall_seconds);
+  CHECK(crashed.run(failed.id)->train_seconds == resumed[1].wall_seconds);
   const auto a = outcome(straight, straight.runs("engine_test").at(0).id);
   const auto b = outcome(crashed, failed.id);
   REQUIRE(a.losses.size() == b.losses.size());
@@ -189,6 +197,33 @@ TEST_CASE("an evaluation-only change reuses the trained checkpoints", "[engine]"
   REQUIRE(c1.size() == c2.size());
   CHECK(c1.back().file == c2.back().file);
   CHECK(store.metric_count(c2.back().id) > 0);
+}
+
+TEST_CASE("runs that share training write their samples into their own folders", "[engine]") {
+  const auto dir = test::temp_dir("own-files");
+  g_crash_step = -1;
+  SweepOptions options;
+  options.engine.out_dir = dir / "runs";
+  RunStore store((dir / "s.sqlite").string());
+  // An evaluation-only axis: both runs evaluate the same checkpoints, with 16 and 48 samples.
+  run_sweep(tiny_grid(dir, {"sweep.evaluation.num_samples=[16, 48]"}), store, test::plugins(), options);
+  const auto runs = store.runs("engine_test");
+  REQUIRE(runs.size() == 2);
+  REQUIRE(runs[0].train_hash == runs[1].train_hash);
+  std::set<std::string> paths;
+  for (std::size_t r = 0; r < 2; ++r) {
+    const std::int64_t expected = r == 0 ? 16 : 48;
+    for (const auto& c : store.checkpoints(runs[r].id)) {
+      for (const auto& a : store.artifacts(c.id)) {
+        INFO(a.path);
+        CHECK(paths.insert(a.path).second);  // no file is another run's
+        if (a.kind == "samples_npy") CHECK(read_npy(a.path).size(0) == expected);
+      }
+    }
+  }
+  CHECK(paths.size() >= 4);
+  // The checkpoints themselves are shared: one training.
+  CHECK(store.checkpoints(runs[0].id).back().file == store.checkpoints(runs[1].id).back().file);
 }
 
 TEST_CASE("a NaN loss fails the run with its reason and keeps what was recorded", "[engine]") {

@@ -102,7 +102,8 @@ void check_pictures(const std::string& name, std::int64_t channels) {
     for (const std::string sampler : {"ddpm", "ddim(steps=10)"}) {
       INFO("epoch " << c.epoch << ", " << sampler);
       const auto label = sampler == "ddpm" ? std::string("ddpm") : std::string("ddim_steps-10");
-      const auto folder = fs::path(c.file).parent_path();
+      // The run's own evaluation folder, not the (shareable) checkpoint's.
+      const auto folder = evaluation_dir(options.engine.out_dir, grid.runs.at(0)) / fmt::format("epoch-{:06d}", c.epoch);
       REQUIRE(files.count("samples_grid_png/" + sampler));
       REQUIRE(files.count("progression_png/" + sampler));
       const auto grid_path = files["samples_grid_png/" + sampler];

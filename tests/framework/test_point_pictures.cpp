@@ -124,7 +124,8 @@ TEST_CASE("2-D runs get a scatter per checkpoint and sampler and a GIF of the fi
     std::map<std::string, std::string> files;  // kind/sampler -> path
     for (const auto& a : store.artifacts(c.id)) files[a.kind + "/" + a.sampler] = a.path;
     CHECK(files.size() == 5);  // .npy and scatter for each sampler, one GIF
-    const auto folder = fs::path(c.file).parent_path();
+    // The run's own evaluation folder, not the (shareable) checkpoint's.
+      const auto folder = evaluation_dir(options.engine.out_dir, grid.runs.at(0)) / fmt::format("epoch-{:06d}", c.epoch);
     REQUIRE(files["scatter_png/ddpm"] == (folder / "scatter-ddpm.png").string());
     REQUIRE(files["scatter_png/ddim(steps=10)"] == (folder / "scatter-ddim_steps-10.png").string());
     REQUIRE(files["reverse_gif/ddpm"] == (folder / "reverse-ddpm.gif").string());

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <set>
+#include <map>
 #include <stdexcept>
 
 #include "difflab/errors.hpp"
@@ -89,19 +91,19 @@ TEST_CASE("run status names round-trip", "[store]") {
   CHECK_THROWS_AS(difflab::parse_run_status("finished"), difflab::InputError);
 }
 
-TEST_CASE("a new store is at schema version 2 in WAL mode", "[store]") {
+TEST_CASE("a new store is at schema version 3 in WAL mode", "[store]") {
   const auto path = store_path("store-schema");
   {
     RunStore store(path);
-    CHECK(store.schema_version() == 2);
-    CHECK(RunStore::kSchemaVersion == 2);
+    CHECK(store.schema_version() == 3);
+    CHECK(RunStore::kSchemaVersion == 3);
     CHECK(store.path() == path);
   }
   CHECK(query_text(path, "PRAGMA journal_mode") == "wal");
-  CHECK(query_text(path, "PRAGMA user_version") == "2");
+  CHECK(query_text(path, "PRAGMA user_version") == "3");
   // Reopening an up-to-date store migrates nothing and keeps it usable.
   RunStore again(path);
-  CHECK(again.schema_version() == 2);
+  CHECK(again.schema_version() == 3);
   CHECK(again.sweeps().empty());
 }
 
@@ -114,14 +116,16 @@ TEST_CASE("a version 1 store is migrated on open and keeps its rows", "[store]")
     const auto run = store.add_run(make_run(sweep, 0, "hash0"));
     checkpoint = store.add_checkpoint({0, run, 1, 10, "e1.pt", 1.0, "ema(0.9)"});
   }
-  // Take it back to what difflab 0.1 wrote: no weights column, user_version 1.
+  // Take it back to what difflab 0.1 wrote: no weights column (nor version 3's), user_version 1.
   query_text(path, "ALTER TABLE checkpoints DROP COLUMN weights");
+  query_text(path, "ALTER TABLE metrics DROP COLUMN better");
+  query_text(path, "ALTER TABLE runs DROP COLUMN abar_T");
   query_text(path, "PRAGMA user_version = 1");
   CHECK_THROWS_WITH(RunStore(path, RunStore::Access::read_only),
                     Catch::Contains("schema version 1") && Catch::Contains("to upgrade it"));
   {
     RunStore writer(path);  // a writer migrates
-    CHECK(writer.schema_version() == 2);
+    CHECK(writer.schema_version() == 3);
   }
   RunStore store(path, RunStore::Access::read_only);
   const auto runs = store.runs("old");
@@ -130,6 +134,91 @@ TEST_CASE("a version 1 store is migrated on open and keeps its rows", "[store]")
   REQUIRE(checkpoints.size() == 1);
   CHECK(checkpoints[0].id == checkpoint);
   CHECK(checkpoints[0].weights == "model");  // the default for checkpoints of version 1
+}
+
+TEST_CASE("a version 2 store learns which way its metrics improve, and runs their abar_T", "[store]") {
+  const auto path = store_path("store-v2");
+  {
+    RunStore store(path);
+    const auto sweep = store.add_sweep("old", "old.yaml", "");
+    const auto run = store.add_run(make_run(sweep, 0, "hash0"));
+    const auto checkpoint = store.add_checkpoint({0, run, 1, 10, "e1.pt", 1.0});
+    for (const char* name : {"psnr", "inception_score", "fid", "mmd"}) {
+      store.add_metric({checkpoint, "", "{}", name, "", 1.0});
+    }
+  }
+  // What difflab wrote before plugins declared a direction: no better, no abar_T, version 2.
+  query_text(path, "ALTER TABLE metrics DROP COLUMN better");
+  query_text(path, "ALTER TABLE runs DROP COLUMN abar_T");
+  query_text(path, "PRAGMA user_version = 2");
+  { RunStore writer(path); }
+  RunStore store(path, RunStore::Access::read_only);
+  const auto run = store.runs("old").at(0);
+  CHECK(std::isnan(run.abar_T));  // not recorded then
+  std::map<std::string, std::string> better;
+  for (const auto& m : store.metrics(store.checkpoints(run.id).at(0).id)) better[m.metric] = m.better;
+  CHECK(better == std::map<std::string, std::string>{
+                      {"psnr", "higher"}, {"inception_score", "higher"}, {"fid", "lower"}, {"mmd", "lower"}});
+}
+
+TEST_CASE("best checkpoints follow the direction each metric declares, not its name", "[store]") {
+  const auto path = store_path("store-best");
+  RunStore store(path);
+  const auto sweep = store.add_sweep("s", "s.yaml", "");
+  const auto run = store.add_run(make_run(sweep, 0, "hash0"));
+  std::vector<std::int64_t> checkpoints;
+  for (int k = 1; k <= 3; ++k) checkpoints.push_back(store.add_checkpoint({0, run, k, 10 * k, "e.pt", 1.0 * k}));
+  // "agreement" rises 0.2, 0.9, 0.5 and declares higher is better; "gap" the same values, lower.
+  const double values[] = {0.2, 0.9, 0.5};
+  for (int k = 0; k < 3; ++k) {
+    MetricRecord up{checkpoints[k], "", "{}", "agreement", "", values[k]};
+    up.better = "higher";
+    store.add_metric(up);
+    store.add_metric({checkpoints[k], "", "{}", "gap", "", values[k]});
+  }
+  const auto keys = store.metric_keys("s");
+  REQUIRE(keys.size() == 2);
+  CHECK(keys[0].metric == "agreement");
+  CHECK(keys[0].better == "higher");
+  CHECK(keys[1].better == "lower");
+  CHECK(store.best_checkpoints(keys[0]) == std::vector<std::pair<std::int64_t, std::int64_t>>{{run, checkpoints[1]}});
+  CHECK(store.best_checkpoints(keys[1]) == std::vector<std::pair<std::int64_t, std::int64_t>>{{run, checkpoints[0]}});
+  query_text(path, "UPDATE metrics SET better = 'sideways'");  // refused: only lower or higher
+  CHECK(query_text(path, "SELECT COUNT(*) FROM metrics WHERE better = 'sideways'") == "0");
+}
+
+TEST_CASE("a claim takes a run for one process only, and waits for a live twin's training", "[store]") {
+  const auto path = store_path("store-claim");
+  RunStore store(path);
+  const auto sweep = store.add_sweep("s", "s.yaml", "");
+  const auto a = store.add_run(make_run(sweep, 0, "a", "shared"));
+  const auto b = store.add_run(make_run(sweep, 1, "b", "shared"));
+  const auto c = store.add_run(make_run(sweep, 2, "c"));
+  std::set<std::int64_t> live = {100, 200};
+  const auto alive = [&](std::int64_t pid) { return live.count(pid) > 0; };
+  using difflab::Claim;
+  CHECK(store.claim_run(a, "cpu", 100, false, alive).outcome == Claim::claimed);
+  CHECK(store.run(a)->pid == 100);
+  CHECK(store.run(a)->status == RunStatus::running);
+  // Another process: a is its owner's; b trains the same model as a, so it waits.
+  const auto other = store.claim_run(a, "cpu", 200, false, alive);
+  CHECK(other.outcome == Claim::running_elsewhere);
+  CHECK(other.other_pid == 100);
+  const auto twin = store.claim_run(b, "cpu", 200, false, alive);
+  CHECK(twin.outcome == Claim::training_elsewhere);
+  CHECK(twin.other_run == a);
+  CHECK(store.run(b)->status == RunStatus::pending);
+  CHECK(store.claim_run(c, "cpu", 200, false, alive).outcome == Claim::claimed);
+  // The owner may claim again (a resumed loop); once it dies, anyone takes its runs over.
+  CHECK(store.claim_run(a, "cpu", 100, false, alive).outcome == Claim::claimed);
+  live.erase(100);
+  CHECK(store.claim_run(b, "cpu", 200, false, alive).outcome == Claim::claimed);
+  CHECK(store.claim_run(a, "cpu", 200, false, alive).outcome == Claim::claimed);
+  store.mark_done(a, 1.0, 2.0);
+  store.mark_failed(b, "boom");
+  CHECK(store.claim_run(a, "cpu", 200, false, alive).outcome == Claim::done);
+  CHECK(store.claim_run(b, "cpu", 200, false, alive).outcome == Claim::failed_before);
+  CHECK(store.claim_run(b, "cpu", 200, true, alive).outcome == Claim::claimed);
 }
 
 TEST_CASE("everything written reads back equal from a reopened file", "[store]") {

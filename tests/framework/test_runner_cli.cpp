@@ -53,6 +53,33 @@ TEST_CASE("runner sweep runs the tiny schedule study end to end and report compa
   CHECK_THAT(out, Catch::Contains("4 of 4 runs done (4 already before)"));
 }
 
+TEST_CASE("a run records its schedule's alpha bar_T; validate prints it and warns when it is far from 0",
+          "[cli]") {
+  // abar_T = prod_t (1 - beta_t) of linspace(1e-4, 0.2, T): tiny at T = 100, 0.36 at T = 4.
+  const auto abar_T = [](std::int64_t T) {
+    return torch::prod(1.0 - torch::linspace(1e-4, 0.2, T, torch::kFloat64)).item<double>();
+  };
+  std::string out;
+  REQUIRE(runner("validate " + kTiny + " --set 'sweep.schedule.plugin=[linear]' --set 'sweep.schedule.timesteps=[100, 4]'" +
+                     " --set 'evaluation.samplers=[{plugin: ddpm}]'",
+                 &out) == 0);
+  char line[200];
+  std::snprintf(line, sizeof line, "alpha bar_T = %.3g", abar_T(100));
+  CHECK_THAT(out, Catch::Contains(line));
+  std::snprintf(line, sizeof line, "warning: schedule linear(timesteps=4,beta_start=0.0001,beta_end=0.2): alpha bar_T = %.3g is far from 0",
+                abar_T(4));
+  CHECK_THAT(out, Catch::Contains(line));
+  CHECK(std::count(out.begin(), out.end(), '\n') == 4);  // ok line, two schedules, one warning
+
+  const auto dir = test::temp_dir("abar");
+  const auto db = (dir / "runs.sqlite").string();
+  REQUIRE(runner("sweep " + kTiny + " --db " + db + " --out " + (dir / "runs").string() +
+                     " --set 'sweep.schedule.plugin=[linear]' --set train.epochs=2 --threads 1 -q",
+                 &out) == 0);
+  RunStore store(db, RunStore::Access::read_only);
+  CHECK(store.runs().at(0).abar_T == Approx(abar_T(100)).epsilon(1e-12));
+}
+
 TEST_CASE("runner refuses bad input with exit code 2 and a one-line message", "[cli]") {
   const auto dir = test::temp_dir("cli-bad");
   std::ifstream in(kTiny);
@@ -90,7 +117,7 @@ TEST_CASE("runner refuses bad input with exit code 2 and a one-line message", "[
 TEST_CASE("runner plugins lists every plugin with its library and options", "[cli]") {
   std::string out;
   REQUIRE(runner("plugins", &out) == 0);
-  for (const char* name : {"linear", "cosine_beta", "quadratic", "exponential", "cosine", "sigmoid", "mlp",
+  for (const char* name : {"linear", "cosine_beta", "quadratic", "scaled_linear", "exponential", "cosine", "sigmoid", "mlp",
                            "ddpm", "ddpm_x0", "ddim", "gmm2d", "swiss_roll", "moons", "test_loss", "mmd",
                            "wasserstein"}) {
     CHECK_THAT(out, Catch::Contains(std::string(name) + "  ") &&

@@ -100,3 +100,40 @@ TEST_CASE("a sweep as a Slurm job array: a failed task resubmitted alone, merged
   CHECK_THAT(out, Catch::Contains("no run to submit"));
   CHECK(lines(slurm_dir / "jobs.txt").size() == 2);
 }
+
+TEST_CASE("grid points that share their training run as one Slurm task, which trains it once",
+          "[.][slurm]") {
+  if (test::run_command("sinfo -h") != 0) {
+    const char* ci = std::getenv("CI");
+    if (ci && std::string(ci) == "true") FAIL("no Slurm cluster is reachable (sinfo failed); scripts/test.sh starts one");
+    WARN("skipped: no Slurm cluster is reachable (sinfo failed); start one with scripts/slurm/start.sh");
+    return;
+  }
+  const auto root = test::temp_dir("slurm-groups");
+  const auto local = root / "local", cluster = root / "cluster";
+  // Two trainings, each evaluated with two sample counts: grid points 0, 1 and 2, 3 share one.
+  const std::string grid =
+      "--set 'sweep.schedule.plugin=[linear, cosine_beta]' --set 'sweep.evaluation.num_samples=[128, 256]' ";
+  std::string out;
+  REQUIRE(test::run_command(sweep(local, grid + "-q"), &out) == 0);
+  const auto reference = test::recorded_rows(local / "runs.sqlite");
+  REQUIRE(test::run_command(sweep(cluster, grid + "--launcher slurm --wait"), &out) == 0);
+  INFO(out);
+  const auto slurm_dir = cluster / "runs" / "tiny_schedule_sweep" / "slurm";
+  const auto jobs = lines(slurm_dir / "jobs.txt");
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs[0].find(" 0,2 ") != std::string::npos);  // one task per training
+  const auto job = jobs[0].substr(0, jobs[0].find(' '));
+  for (const char* task : {"_0.log", "_2.log"}) {
+    std::ifstream in(slurm_dir / "logs" / (job + task));
+    const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK_THAT(log, Catch::Contains("reusing the checkpoints of run"));  // the second point
+  }
+  RunStore store((cluster / "runs.sqlite").string(), RunStore::Access::read_only);
+  const auto runs = store.runs();
+  REQUIRE(runs.size() == 4);
+  for (const auto& r : runs) CHECK(r.status == RunStatus::done);
+  CHECK(store.checkpoints(runs[0].id).back().file == store.checkpoints(runs[1].id).back().file);
+  CHECK(store.checkpoints(runs[2].id).back().file == store.checkpoints(runs[3].id).back().file);
+  CHECK(test::recorded_rows(cluster / "runs.sqlite") == reference);
+}
