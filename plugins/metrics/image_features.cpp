@@ -397,11 +397,11 @@ std::vector<std::int64_t> timesteps_at(const std::vector<double>& fractions, std
 }
 
 torch::Tensor reconstruct(Denoiser& model, const DiffusionProcess& process, const torch::Tensor& x0,
-                          std::int64_t t, torch::Generator& generator) {
+                          std::int64_t t, torch::Generator& generator, const Conditioning& cond) {
   const auto t_batch = torch::full({x0.size(0)}, t, x0.options().dtype(torch::kLong));
   const auto noise = torch::randn(x0.sizes(), generator, x0.options());
   const auto x_t = process.q_sample(x0, t_batch, noise);
-  return denoise(model, process, x_t, t_batch).x0;
+  return denoise(model, process, x_t, t_batch, cond).x0;
 }
 
 torch::Tensor batched(const torch::Tensor& images, std::int64_t batch,

@@ -100,9 +100,10 @@ torch::Tensor to_uint8_rgb(const torch::Tensor& images);
 /// Timesteps for reconstruction metrics: round(f (T - 1)) for each fraction f.
 std::vector<std::int64_t> timesteps_at(const std::vector<double>& fractions, std::int64_t T);
 
-/// The model's estimate of x0 from x_t = q_sample(x0, t, noise) with fresh noise.
+/// The model's estimate of x0 from x_t = q_sample(x0, t, noise) with fresh noise, under `cond`
+/// (the rows' labels for a class-conditional run, see data_conditioning).
 torch::Tensor reconstruct(Denoiser& model, const DiffusionProcess& process, const torch::Tensor& x0,
-                          std::int64_t t, torch::Generator& generator);
+                          std::int64_t t, torch::Generator& generator, const Conditioning& cond);
 
 /// Rows of `images` split into batches, `fn` applied to each, results concatenated on the CPU.
 torch::Tensor batched(const torch::Tensor& images, std::int64_t batch,

@@ -16,7 +16,7 @@ class InceptionScore final : public Metric {
   std::vector<MetricValue> evaluate(const MetricContext& ctx) const override {
     auto& extractor = slot_.get(ctx.train);
     const double value = inception_score(extractor.probabilities(ctx.samples), splits_);
-    return {{"inception_score", "splits=" + std::to_string(splits_) + "," + extractor.name(), value}};
+    return {{"inception_score", "splits=" + std::to_string(splits_) + "," + extractor.name(), value, Better::higher}};
   }
 
  private:

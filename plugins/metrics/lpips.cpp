@@ -39,13 +39,16 @@ class Lpips final : public Metric {
       const auto j = (i + torch::randint(1, n, {pairs_}, gen, options)) % n;
       const auto d = distance(ctx, ctx.samples.index_select(0, i.to(ctx.samples.device())),
                               ctx.samples.index_select(0, j.to(ctx.samples.device())));
-      return {{"lpips", "diversity(pairs=" + std::to_string(pairs_) + ")," + name(ctx), d}};
+      return {{"lpips", "diversity(pairs=" + std::to_string(pairs_) + ")," + name(ctx), d, Better::lower}};
     }
-    const auto x0 = ctx.test.x.slice(0, 0, std::min(images_, ctx.test.x.size(0)));
+    const auto rows = std::min(images_, ctx.test.x.size(0));
+    const auto x0 = ctx.test.x.slice(0, 0, rows);
+    const auto labels = ctx.test.labels.defined() ? ctx.test.labels.slice(0, 0, rows) : torch::Tensor();
     std::vector<MetricValue> out;
     for (const auto t : timesteps_at(fractions_, ctx.process.timesteps())) {
-      const auto x0_hat = reconstruct(ctx.model, ctx.process, x0, t, gen).clamp(-1, 1);
-      out.push_back({"lpips", "recon(t=" + std::to_string(t) + ")," + name(ctx), distance(ctx, x0, x0_hat)});
+      const auto x0_hat = reconstruct(ctx.model, ctx.process, x0, t, gen, data_conditioning(ctx, labels)).clamp(-1, 1);
+      out.push_back({"lpips", "recon(t=" + std::to_string(t) + ")," + name(ctx), distance(ctx, x0, x0_hat),
+                     Better::lower});
     }
     return out;
   }
