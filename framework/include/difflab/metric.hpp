@@ -33,7 +33,7 @@ struct MetricContext {
   const DataSplit& test;     // on the run's device
   torch::Tensor samples;     // a sampler's output; undefined for checkpoint-scope metrics
   torch::Generator generator;
-  Conditioning sampling;           // labels and guidance the samples were drawn with; empty: none
+  Conditioning sampling = {};      // labels and guidance the samples were drawn with; empty: none
   bool class_conditional = false;  // the run evaluates its model with class labels
 };
 
