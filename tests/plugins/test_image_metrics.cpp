@@ -169,7 +169,7 @@ TEST_CASE("KID is torch-fidelity's unbiased MMD^2 with the kernel (x.y / d + 1)^
   CHECK(kernel_inception_distance(x, y, 7, 3, gen) == Approx(17.0 / 36.0).epsilon(1e-12));
 }
 
-TEST_CASE("Inception score: rows [i N / s, (i + 1) N / s) per split, divided by the splits made", "[image_metrics]") {
+TEST_CASE("Inception score: split s holds rows i N / s up to (i + 1) N / s, and the mean divides by the splits made", "[image_metrics]") {
   const auto one_hot = [](std::vector<std::int64_t> classes) {
     return torch::one_hot(torch::tensor(classes, torch::kLong), 3).to(torch::kDouble);
   };
@@ -277,7 +277,7 @@ TEST_CASE("difflab's feature network: trained once on the labels, cached, far fr
   CHECK(diversity.at(0).value > 0.01);
 }
 
-TEST_CASE("difflab's feature network: IS without the head's bias; LPIPS baseline clamped and summed", "[image_metrics]") {
+TEST_CASE("difflab's feature network: IS without the head's bias, LPIPS baseline clamped and summed", "[image_metrics]") {
   const auto cache = test::temp_dir("feature-cache-unbiased");
   const auto train = quadrant_images(512, 11), test = quadrant_images(64, 12);
   FeatureNetConfig config;
