@@ -159,7 +159,8 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
     if (ctx.metrics[m]->scope() == Metric::Scope::samples) continue;
     const auto& label = run.evaluation.metrics[m].label;
     MetricContext mc{model, *ctx.process, ctx.train, ctx.test, torch::Tensor(),
-                     make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step))};
+                     make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step)),
+                     Conditioning{}, run.evaluation.class_conditional};
     record(ctx.metrics[m]->evaluate(mc), no_sampler);
   }
   auto sample_shape = ctx.train.x.sizes().vec();
@@ -212,7 +213,8 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
       if (ctx.metrics[m]->scope() == Metric::Scope::checkpoint) continue;
       const auto& label = run.evaluation.metrics[m].label;
       MetricContext mc{model, *ctx.process, ctx.train, ctx.test, samples,
-                       make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step))};
+                       make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step)),
+                       cond, run.evaluation.class_conditional};
       record(ctx.metrics[m]->evaluate(mc), sampler);
     }
   }

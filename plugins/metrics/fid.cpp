@@ -17,7 +17,7 @@ class Fid final : public Metric {
     const auto reference = fit_gaussian(slot_.reference_features(ctx.train, split.x));
     auto& extractor = slot_.get(ctx.train);
     const auto generated = fit_gaussian(extractor.features(ctx.samples));
-    return {{"fid", extractor.name() + ",ref=" + reference_, frechet_distance(generated, reference)}};
+    return {{"fid", extractor.name() + ",ref=" + reference_, frechet_distance(generated, reference), Better::lower}};
   }
 
  private:

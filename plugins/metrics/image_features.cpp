@@ -56,13 +56,26 @@ namespace {
 class Inception final : public FeatureExtractor {
  public:
   explicit Inception(const fs::path& path)
-      : name_("inception:" + path.filename().string()), path_(path.string()), module_(load_torchscript(path)) {}
+      : name_("inception:" + path.filename().string()), path_(path.string()), module_(load_torchscript(path)) {
+    const auto& schema = module_.get_method("forward").function().getSchema();
+    has_no_output_bias_ = schema.argumentIndexWithName("no_output_bias").has_value();
+    if (has_no_output_bias_) return;
+    for (const auto& p : module_.named_parameters()) {
+      if (p.name == "output.weight" || p.name == "fc.weight") output_weight_ = p.value.to(torch::kDouble);
+    }
+  }
 
   const std::string& name() const override { return name_; }
 
   torch::Tensor features(const torch::Tensor& images) override { return run(images, true); }
   torch::Tensor probabilities(const torch::Tensor& images) override {
-    return softmax_if_needed(run(images, false));
+    if (has_no_output_bias_) return softmax_if_needed(run(images, false));
+    if (!output_weight_.defined()) {
+      throw InputError(path_ + ": the Inception score needs logits without the output bias, and this "
+                       "network has neither forward(..., no_output_bias) nor an output.weight or "
+                       "fc.weight; use StyleGAN2-ADA's inception-2015-12-05.pt");
+    }
+    return torch::softmax(features(images).mm(output_weight_.t()), 1);
   }
   std::vector<torch::Tensor> layers(const torch::Tensor&) override {
     throw InputError(path_ + ": an Inception network gives no layers for the LPIPS baseline");
@@ -78,7 +91,10 @@ class Inception final : public FeatureExtractor {
     return batched(images, 200, [&](const torch::Tensor& batch) {
       torch::Tensor out;
       try {
-        out = module_.forward({to_uint8_rgb(batch), return_features}).toTensor();
+        auto forward = module_.get_method("forward");
+        out = has_no_output_bias_ && !return_features
+                  ? forward({to_uint8_rgb(batch), false}, {{"no_output_bias", true}}).toTensor()
+                  : forward({to_uint8_rgb(batch), return_features}).toTensor();
       } catch (const c10::Error& e) {
         throw InputError(path_ + ": forward(x, " + (return_features ? "True" : "False") +
                          ") failed: " + first_line(e.what_without_backtrace()));
@@ -93,6 +109,8 @@ class Inception final : public FeatureExtractor {
 
   std::string name_, path_;
   torch::jit::Module module_;
+  bool has_no_output_bias_ = false;
+  torch::Tensor output_weight_;  // [K, D] float64 on the CPU, when forward has no no_output_bias
   torch::Device device_ = torch::kCPU;
 };
 
@@ -219,7 +237,8 @@ class DifflabNet final : public FeatureExtractor {
     return apply(images, [&](const torch::Tensor& b) { return net_->features(b); });
   }
   torch::Tensor probabilities(const torch::Tensor& images) override {
-    return apply(images, [&](const torch::Tensor& b) { return torch::softmax(net_->logits(b), 1); });
+    const auto& weight = net_->head->weight;  // the logits without the head's bias, as for Inception
+    return apply(images, [&](const torch::Tensor& b) { return torch::softmax(net_->features(b).mm(weight.t()), 1); });
   }
   std::vector<torch::Tensor> layers(const torch::Tensor& images) override {
     require_images(images, name_);
@@ -375,9 +394,11 @@ double kernel_inception_distance(const torch::Tensor& a, const torch::Tensor& b,
 
 double inception_score(const torch::Tensor& probabilities, std::int64_t splits) {
   const auto p = probabilities.to(torch::kCPU, torch::kDouble);
-  splits = std::max<std::int64_t>(1, std::min(splits, p.size(0)));
+  const auto n = p.size(0);
+  splits = std::max<std::int64_t>(1, std::min(splits, n));
   double total = 0;
-  for (const auto& part : p.chunk(splits, 0)) {
+  for (std::int64_t i = 0; i < splits; ++i) {  // chunk() would make fewer, unequal splits
+    const auto part = p.slice(0, i * n / splits, (i + 1) * n / splits);
     const auto marginal = part.mean(0, true);
     const auto kl = (part * ((part + 1e-12).log() - (marginal + 1e-12).log())).sum(1).mean();
     total += std::exp(kl.item<double>());
@@ -397,11 +418,11 @@ std::vector<std::int64_t> timesteps_at(const std::vector<double>& fractions, std
 }
 
 torch::Tensor reconstruct(Denoiser& model, const DiffusionProcess& process, const torch::Tensor& x0,
-                          std::int64_t t, torch::Generator& generator) {
+                          std::int64_t t, torch::Generator& generator, const Conditioning& cond) {
   const auto t_batch = torch::full({x0.size(0)}, t, x0.options().dtype(torch::kLong));
   const auto noise = torch::randn(x0.sizes(), generator, x0.options());
   const auto x_t = process.q_sample(x0, t_batch, noise);
-  return denoise(model, process, x_t, t_batch).x0;
+  return denoise(model, process, x_t, t_batch, cond).x0;
 }
 
 torch::Tensor batched(const torch::Tensor& images, std::int64_t batch,

@@ -27,7 +27,10 @@ class FeatureExtractor {
   /// "difflab-cnn:<hash>" or "inception:<file name>".
   virtual const std::string& name() const = 0;
   virtual torch::Tensor features(const torch::Tensor& images) = 0;       // [N, D] float64, CPU
-  virtual torch::Tensor probabilities(const torch::Tensor& images) = 0;  // [N, K] float64, CPU
+  /// softmax(features W^T) [N, K] float64, CPU: the classifier's logits WITHOUT its output bias,
+  /// as the Inception score's references compute them (StyleGAN2-ADA no_output_bias,
+  /// torch-fidelity logits_unbiased).
+  virtual torch::Tensor probabilities(const torch::Tensor& images) = 0;
   /// Activations of each layer [N, C_l, H_l, W_l]; InputError where the extractor has none.
   virtual std::vector<torch::Tensor> layers(const torch::Tensor& images) = 0;
 };
@@ -49,9 +52,11 @@ FeatureNetConfig feature_net_config(const Options& options);
 /// is missing, not a TorchScript module, or has no forward().
 torch::jit::Module load_torchscript(const std::filesystem::path& path);
 
-/// A TorchScript Inception (`forward(x, True)` -> [N, 2048] pool features, `forward(x, False)`
-/// -> class probabilities; uint8 RGB NCHW in 0..255). InputError naming the file when it is
-/// missing or not such a module.
+/// A TorchScript Inception (`forward(x, True)` -> [N, 2048] pool features; uint8 RGB NCHW in
+/// 0..255). Its unbiased class probabilities come from `forward(x, False, no_output_bias=True)`
+/// where forward takes that argument (StyleGAN2-ADA's inception-2015-12-05.pt), else from the
+/// features and its `output.weight` or `fc.weight` [K, 2048]. InputError naming the file when it
+/// is missing or not such a module.
 std::shared_ptr<FeatureExtractor> load_inception(const std::filesystem::path& path);
 
 /// The difflab feature network for a labelled train split: a small CNN classifier trained once
@@ -91,7 +96,8 @@ double frechet_distance(const Gaussian& a, const Gaussian& b);
 double kernel_inception_distance(const torch::Tensor& a, const torch::Tensor& b, std::int64_t subsets,
                                  std::int64_t subset_size, torch::Generator& generator);
 
-/// exp(E_x KL(p(y|x) || p(y))), averaged over `splits` equal splits (Salimans et al. 2016).
+/// exp(E_x KL(p(y|x) || p(y))) (Salimans et al. 2016, sec. 4), averaged over min(splits, N)
+/// splits of rows [i N / s, (i + 1) N / s), as StyleGAN2-ADA and torch-fidelity split.
 double inception_score(const torch::Tensor& probabilities, std::int64_t splits);
 
 /// Images in [-1, 1] as uint8 RGB 0..255 (grey repeated to three channels).
@@ -100,9 +106,10 @@ torch::Tensor to_uint8_rgb(const torch::Tensor& images);
 /// Timesteps for reconstruction metrics: round(f (T - 1)) for each fraction f.
 std::vector<std::int64_t> timesteps_at(const std::vector<double>& fractions, std::int64_t T);
 
-/// The model's estimate of x0 from x_t = q_sample(x0, t, noise) with fresh noise.
+/// The model's estimate of x0 from x_t = q_sample(x0, t, noise) with fresh noise, under `cond`
+/// (the rows' labels for a class-conditional run, see data_conditioning).
 torch::Tensor reconstruct(Denoiser& model, const DiffusionProcess& process, const torch::Tensor& x0,
-                          std::int64_t t, torch::Generator& generator);
+                          std::int64_t t, torch::Generator& generator, const Conditioning& cond);
 
 /// Rows of `images` split into batches, `fn` applied to each, results concatenated on the CPU.
 torch::Tensor batched(const torch::Tensor& images, std::int64_t batch,

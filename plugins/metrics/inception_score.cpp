@@ -1,6 +1,7 @@
 // inception_score: exp(E KL(p(y|x) || p(y))) of a sampler's output under a classifier
 // (Salimans et al. 2016): the Inception network's 1008 classes, or the dataset's own classes
-// with difflab's feature network (then at most the number of classes).
+// with difflab's feature network (then at most the number of classes). p(y|x) is the softmax of
+// the logits without the output bias, as StyleGAN2-ADA and torch-fidelity compute it.
 #include "difflab/plugin.hpp"
 #include "image_features.hpp"
 
@@ -16,7 +17,8 @@ class InceptionScore final : public Metric {
   std::vector<MetricValue> evaluate(const MetricContext& ctx) const override {
     auto& extractor = slot_.get(ctx.train);
     const double value = inception_score(extractor.probabilities(ctx.samples), splits_);
-    return {{"inception_score", "splits=" + std::to_string(splits_) + "," + extractor.name(), value}};
+    return {{"inception_score", "splits=" + std::to_string(splits_) + ",unbiased," + extractor.name(), value,
+             Better::higher}};
   }
 
  private:
@@ -29,7 +31,7 @@ class InceptionScore final : public Metric {
 DIFFLAB_PLUGIN(registrar) {
   auto options = extractor_options("TorchScript Inception file (inception-2015-12-05.pt); empty: "
                                    "difflab's feature network's classifier");
-  options.push_back(OptionSpec::integer("splits", 10, "equal splits of the samples, scores averaged").at_least(1));
-  registrar.add_metric({"inception_score", "1.0.0", "Inception score of the samples", options},
+  options.push_back(OptionSpec::integer("splits", 10, "splits of the samples, rows [i N / s, (i + 1) N / s), scores averaged").at_least(1));
+  registrar.add_metric({"inception_score", "1.1.0", "Inception score of the samples", options},
                        [](const Options& o) { return std::make_unique<InceptionScore>(o); });
 }

@@ -24,7 +24,7 @@ class Kid final : public Metric {
     const double value = kernel_inception_distance(generated, reference, subsets_, subset_size_, gen);
     return {{"kid", "poly3,subsets=" + std::to_string(subsets_) + "x" + std::to_string(subset_size_) + "," +
                         extractor.name(),
-             value}};
+             value, Better::lower}};
   }
 
  private:

@@ -2,7 +2,8 @@
 // model's reconstruction of them from x_t at stated timesteps (once per checkpoint), and as the
 // mean distance between pairs of a sampler's samples (diversity). With `network:` a TorchScript
 // LPIPS module (forward(x0, x1) on [-1, 1] images); without, the uncalibrated baseline: unit-
-// normalised feature differences of difflab's feature network, averaged over its layers.
+// normalised feature differences of difflab's feature network, summed over its layers as the
+// reference's lpips=False does. Images are clamped to [-1, 1] first, the network's input range.
 #include <torch/script.h>
 
 #include "difflab/errors.hpp"
@@ -39,24 +40,29 @@ class Lpips final : public Metric {
       const auto j = (i + torch::randint(1, n, {pairs_}, gen, options)) % n;
       const auto d = distance(ctx, ctx.samples.index_select(0, i.to(ctx.samples.device())),
                               ctx.samples.index_select(0, j.to(ctx.samples.device())));
-      return {{"lpips", "diversity(pairs=" + std::to_string(pairs_) + ")," + name(ctx), d}};
+      return {{"lpips", "diversity(pairs=" + std::to_string(pairs_) + ")," + name(ctx), d, Better::lower}};
     }
-    const auto x0 = ctx.test.x.slice(0, 0, std::min(images_, ctx.test.x.size(0)));
+    const auto rows = std::min(images_, ctx.test.x.size(0));
+    const auto x0 = ctx.test.x.slice(0, 0, rows);
+    const auto labels = ctx.test.labels.defined() ? ctx.test.labels.slice(0, 0, rows) : torch::Tensor();
     std::vector<MetricValue> out;
     for (const auto t : timesteps_at(fractions_, ctx.process.timesteps())) {
-      const auto x0_hat = reconstruct(ctx.model, ctx.process, x0, t, gen).clamp(-1, 1);
-      out.push_back({"lpips", "recon(t=" + std::to_string(t) + ")," + name(ctx), distance(ctx, x0, x0_hat)});
+      const auto x0_hat = reconstruct(ctx.model, ctx.process, x0, t, gen, data_conditioning(ctx, labels));
+      out.push_back({"lpips", "recon(t=" + std::to_string(t) + ")," + name(ctx), distance(ctx, x0, x0_hat),
+                     Better::lower});
     }
     return out;
   }
 
  private:
-  const std::string& name(const MetricContext& ctx) const {
-    return network_.empty() ? features_.get(ctx.train).name() : name_;
+  // The baseline's values are named apart from those of its earlier layer mean.
+  std::string name(const MetricContext& ctx) const {
+    return network_.empty() ? "layer-sum:" + features_.get(ctx.train).name() : name_;
   }
 
-  // Mean distance over the pairs of rows of a and b.
-  double distance(const MetricContext& ctx, const torch::Tensor& a, const torch::Tensor& b) const {
+  // Mean distance over the pairs of rows of a and b, both clamped to the networks' range [-1, 1].
+  double distance(const MetricContext& ctx, const torch::Tensor& a_in, const torch::Tensor& b_in) const {
+    const auto a = a_in.clamp(-1, 1), b = b_in.clamp(-1, 1);
     if (!network_.empty()) {
       const auto out = batched(torch::stack({a, b}, 1), 100, [&](const torch::Tensor& ab) {
         const auto dev = ab.device();
@@ -69,6 +75,7 @@ class Lpips final : public Metric {
     const auto per_pair = batched(torch::stack({a, b}, 1), 200, [&](const torch::Tensor& ab) {
       const auto la = extractor.layers(ab.select(1, 0));
       const auto lb = extractor.layers(ab.select(1, 1));
+      // Zhang et al. 2018, eq. 1 with w = 1: sum_l mean_hw |f^l_a / |f^l_a| - f^l_b / |f^l_b||^2.
       torch::Tensor total;
       for (std::size_t l = 0; l < la.size(); ++l) {
         const auto fa = la[l] / (la[l].norm(2, 1, true) + 1e-10);
@@ -76,7 +83,7 @@ class Lpips final : public Metric {
         const auto d = (fa - fb).pow(2).sum(1).mean({1, 2});
         total = total.defined() ? total + d : d;
       }
-      return total / static_cast<double>(la.size());
+      return total;
     });
     return per_pair.to(torch::kDouble).mean().item<double>();
   }
@@ -92,12 +99,12 @@ class Lpips final : public Metric {
 
 DIFFLAB_PLUGIN(registrar) {
   auto options = extractor_options("TorchScript LPIPS module, forward(x0, x1) on [-1, 1] images; empty: "
-                                   "the uncalibrated baseline on difflab's feature network");
+                                   "the uncalibrated baseline on difflab's feature network (layers summed)");
   options.push_back(OptionSpec::real_list("t_fractions", {0.1, 0.5, 0.9}, "reconstruction timesteps as fractions of T-1")
                         .at_least(0)
                         .at_most(1));
   options.push_back(OptionSpec::integer("num_images", 256, "test images reconstructed").at_least(1));
   options.push_back(OptionSpec::integer("pairs", 256, "sample pairs for the diversity value").at_least(1));
-  registrar.add_metric({"lpips", "1.0.0", "LPIPS of reconstructions from x_t, and among samples", options},
+  registrar.add_metric({"lpips", "1.1.0", "LPIPS of reconstructions from x_t, and among samples", options},
                        [](const Options& o) { return std::make_unique<Lpips>(o); });
 }

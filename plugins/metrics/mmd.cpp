@@ -34,7 +34,7 @@ class Mmd final : public Metric {
       throw InputError("mmd needs at least 2 samples and 2 test points, got " +
                        std::to_string(x.size(0)) + " and " + std::to_string(y.size(0)));
     }
-    return {{"mmd", variant(), mmd2_unbiased(x, y)}};
+    return {{"mmd", variant(), mmd2_unbiased(x, y), Better::lower}};
   }
 
  private:

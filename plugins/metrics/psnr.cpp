@@ -17,15 +17,17 @@ class Psnr final : public Metric {
   Scope scope() const override { return Scope::checkpoint; }
 
   std::vector<MetricValue> evaluate(const MetricContext& ctx) const override {
-    const auto x0 = ctx.test.x.slice(0, 0, std::min(images_, ctx.test.x.size(0)));
+    const auto rows = std::min(images_, ctx.test.x.size(0));
+    const auto x0 = ctx.test.x.slice(0, 0, rows);
+    const auto labels = ctx.test.labels.defined() ? ctx.test.labels.slice(0, 0, rows) : torch::Tensor();
     auto gen = ctx.generator;
     std::vector<MetricValue> out;
     for (const auto t : timesteps_at(fractions_, ctx.process.timesteps())) {
-      const auto x0_hat = reconstruct(ctx.model, ctx.process, x0, t, gen).clamp(-1, 1);
+      const auto x0_hat = reconstruct(ctx.model, ctx.process, x0, t, gen, data_conditioning(ctx, labels)).clamp(-1, 1);
       // PSNR_i = 10 log10(range^2 / MSE_i), averaged over images.
       const auto mse = (x0_hat - x0).pow(2).flatten(1).mean(1).clamp_min(1e-12);
       const double value = (10.0 * torch::log10(4.0 / mse)).mean().item<double>();
-      out.push_back({"psnr", "recon(t=" + std::to_string(t) + ")", value});
+      out.push_back({"psnr", "recon(t=" + std::to_string(t) + ")", value, Better::higher});
     }
     return out;
   }
@@ -39,7 +41,7 @@ class Psnr final : public Metric {
 
 DIFFLAB_PLUGIN(registrar) {
   registrar.add_metric(
-      {"psnr", "1.0.0", "PSNR of the model's reconstruction of test images from x_t",
+      {"psnr", "1.1.0", "PSNR of the model's reconstruction of test images from x_t",
        {OptionSpec::real_list("t_fractions", {0.1, 0.5, 0.9}, "timesteps as fractions of T-1").at_least(0).at_most(1),
         OptionSpec::integer("num_images", 256, "test images reconstructed").at_least(1)}},
       [](const Options& o) { return std::make_unique<Psnr>(o); });

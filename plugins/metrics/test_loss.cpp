@@ -1,4 +1,5 @@
-// test_loss: the denoising loss of the model on held-out data, in its own prediction space.
+// test_loss: the denoising loss of the model on held-out data, in its own prediction space; a
+// class-conditional run's model is given each point's label, as it was trained.
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <sstream>
@@ -43,7 +44,9 @@ class TestLoss final : public Metric {
     std::int64_t count = 0;
     for (std::int64_t r = 0; r < repeats_; ++r) {
       for (std::int64_t start = 0; start < x.size(0); start += batch_size_) {
-        const auto x0 = x.slice(0, start, std::min(start + batch_size_, x.size(0)));
+        const auto end = std::min(start + batch_size_, x.size(0));
+        const auto x0 = x.slice(0, start, end);
+        const auto labels = data.labels.defined() ? data.labels.slice(0, start, end) : torch::Tensor();
         const auto b = x0.size(0);
         torch::Tensor t;
         if (timesteps_.empty()) {
@@ -57,7 +60,7 @@ class TestLoss final : public Metric {
         const auto noise =
             torch::randn(x0.sizes(), gen, draw_options.dtype(x0.scalar_type())).to(device);
         const auto x_t = ctx.process.q_sample(x0, t, noise);
-        const auto output = ctx.model.forward(x_t, t.to(torch::kFloat32), Conditioning{});
+        const auto output = ctx.model.forward(x_t, t.to(torch::kFloat32), data_conditioning(ctx, labels));
         const auto target = ctx.process.target(prediction, x0, noise, t);
         squared_error += (output.to(torch::kFloat64) - target.to(torch::kFloat64))
                              .pow(2)
@@ -67,7 +70,7 @@ class TestLoss final : public Metric {
       }
     }
     const double loss = count > 0 ? squared_error / double(count) : 0.0;
-    return {{split_ + "_loss", variant(prediction), loss}};
+    return {{split_ + "_loss", variant(prediction), loss, Better::lower}};
   }
 
  private:
@@ -92,7 +95,7 @@ class TestLoss final : public Metric {
 
 DIFFLAB_PLUGIN(registrar) {
   registrar.add_metric(
-      {"test_loss", "1.0.0",
+      {"test_loss", "1.1.0",
        "Mean squared error of the model's prediction (epsilon, x0 or v) on held-out data",
        {OptionSpec::text("split", "test", "data to evaluate on; 'train' reports train_loss",
                          {"test", "train"}),

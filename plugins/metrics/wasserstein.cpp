@@ -175,9 +175,9 @@ class Wasserstein final : public Metric {
         exact ? std::string("exact") : "sliced(projections=" + std::to_string(projections_) + ")";
     // A diverged sampler's NaN or infinite samples have no distance: report NaN, not a number.
     if (!x.isfinite().all().item<bool>() || !y.isfinite().all().item<bool>()) {
-      return {{"wasserstein", variant, std::numeric_limits<double>::quiet_NaN()}};
+      return {{"wasserstein", variant, std::numeric_limits<double>::quiet_NaN(), Better::lower}};
     }
-    return {{"wasserstein", variant, exact ? exact_w1(x, y) : sliced_w1(x, y, gen)}};
+    return {{"wasserstein", variant, exact ? exact_w1(x, y) : sliced_w1(x, y, gen), Better::lower}};
   }
 
  private:

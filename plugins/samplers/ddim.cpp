@@ -10,7 +10,11 @@ using namespace difflab;
 
 class DdimSampler final : public Sampler {
  public:
-  explicit DdimSampler(const Options& o) : steps_(o.integer("steps")), eta_(o.real("eta")) {}
+  explicit DdimSampler(const Options& o)
+      : steps_(o.integer("steps")),
+        eta_(o.real("eta")),
+        clip_x0_(o.boolean("clip_x0")),
+        clip_range_(o.real("clip_range")) {}
 
   // What the user asked for, even above T: validation refuses that before anything runs.
   std::int64_t steps(std::int64_t) const override { return steps_; }
@@ -30,8 +34,13 @@ class DdimSampler final : public Sampler {
     const auto& alpha_bars = p.alpha_bars();
     const auto one = torch::ones({}, alpha_bars.options());
     for (std::int64_t i = steps_ - 1; i >= 0; --i) {
-      const auto d = denoise(ctx.model, p, x, timestep_batch(x, tau[i]), ctx.cond);
+      auto d = denoise(ctx.model, p, x, timestep_batch(x, tau[i]), ctx.cond);
       const auto a_t = alpha_bars[tau[i]];
+      if (clip_x0_) {
+        // improved-diffusion ddim_sample: clip x0, then eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t).
+        d.x0 = d.x0.clamp(-clip_range_, clip_range_);
+        d.epsilon = (x - a_t.sqrt() * d.x0) / (1.0 - a_t).sqrt();
+      }
       const auto a_prev = i > 0 ? alpha_bars[tau[i - 1]] : one;  // abar_0 = 1: x0 itself
       // Song et al. 2021, eq. 16: sigma = eta sqrt((1 - a_prev)/(1 - a_t)) sqrt(1 - a_t/a_prev).
       const auto sigma = eta_ * ((1.0 - a_prev) / (1.0 - a_t) * (1.0 - a_t / a_prev)).sqrt();
@@ -46,18 +55,25 @@ class DdimSampler final : public Sampler {
  private:
   std::int64_t steps_;
   double eta_;
+  bool clip_x0_;
+  double clip_range_;
 };
 
 }  // namespace
 
 DIFFLAB_PLUGIN(registrar) {
   registrar.add_sampler(
-      {"ddim", "1.0.0", "DDIM on `steps` evenly spaced timesteps (Song et al. 2021, eq. 12)",
+      {"ddim", "1.1.0", "DDIM on `steps` evenly spaced timesteps (Song et al. 2021, eq. 12)",
        {OptionSpec::integer("steps", 50, "model calls, at timestep indices floor(i T / steps)")
             .at_least(1),
         OptionSpec::real("eta", 0.0,
                          "noise scale: 0 is deterministic DDIM, 1 matches DDPM's posterior "
                          "variance (eq. 16)")
-            .at_least(0)}},
+            .at_least(0),
+        OptionSpec::boolean("clip_x0", false,
+                            "clamp the predicted x0 to [-clip_range, clip_range] at every step, as "
+                            "improved-diffusion's clip_denoised does"),
+        OptionSpec::real("clip_range", 1.0, "bound of the clamp (data units; the data lie in [-1, 1])")
+            .greater_than(0)}},
       [](const Options& o) { return std::make_unique<DdimSampler>(o); });
 }

@@ -1,6 +1,7 @@
 #include <fstream>
 #include <set>
 #include <iostream>
+#include <map>
 
 #include <catch2/catch.hpp>
 
@@ -35,9 +36,23 @@ class CrashOnce final : public Metric {
   std::vector<MetricValue> evaluate(const MetricContext& ctx) const override {
     (void)ctx;
     if (g_crash_step >= 0 && g_calls++ == g_crash_step) throw RunError("simulated crash");
-    return {{"crash_once", "", 1.0}};
+    return {{"crash_once", "", 1.0, Better::lower}};
   }
   static inline int g_calls = 0;
+};
+
+// Reports what the engine put in its MetricContext: class_conditional, and the sampling labels'
+// count and sum (-1 for none) and guidance scale.
+class ContextProbe final : public Metric {
+ public:
+  Scope scope() const override { return Scope::both; }
+  std::vector<MetricValue> evaluate(const MetricContext& ctx) const override {
+    const auto& labels = ctx.sampling.labels;
+    return {{"probe_class_conditional", "", ctx.class_conditional ? 1.0 : 0.0, Better::higher},
+            {"probe_labels", "", labels.defined() ? static_cast<double>(labels.numel()) : -1.0, Better::higher},
+            {"probe_label_sum", "", labels.defined() ? labels.sum().item<double>() : -1.0, Better::higher},
+            {"probe_guidance", "", ctx.sampling.guidance_scale, Better::higher}};
+  }
 };
 
 void register_crash_metric() {
@@ -47,6 +62,8 @@ void register_crash_metric() {
   test::plugins().register_plugins([](Registrar& r) {
     r.add_metric({"crash_once", "1.0.0", "test metric that throws once", {}},
                  [](const Options&) { return std::make_unique<CrashOnce>(); });
+    r.add_metric({"context_probe", "1.0.0", "test metric that reports its context", {}},
+                 [](const Options&) { return std::make_unique<ContextProbe>(); });
   });
 }
 
@@ -281,7 +298,8 @@ TEST_CASE("class-conditional training and guided sampling put class k's samples 
                                     "schedule.beta_end=0.2",
                                     "train.lr=3.0e-3", "train.checkpoint_every=60",
                                     "train.label_dropout=0.2", "evaluation.class_conditional=true", "evaluation.guidance_scale=1.5",
-                                    "evaluation.num_samples=400", "evaluation.metrics=[{plugin: mmd}]"});
+                                    "evaluation.num_samples=400",
+                                    "evaluation.metrics=[{plugin: mmd}, {plugin: context_probe}]"});
   REQUIRE(run_sweep(grid, store, test::plugins(), options).failed == 0);
   const auto run = store.runs("engine_test").at(0);
   const auto checkpoint = store.checkpoints(run.id).back();
@@ -298,4 +316,15 @@ TEST_CASE("class-conditional training and guided sampling put class k's samples 
     right += error < 1.5 ? 1 : 0;
   }
   CHECK(right == 4);
+
+  // Metrics are told the run is class-conditional, and a sampler's metrics get its labels
+  // 0, 1, 2, 3, 0, ... (400 of them, summing to 100 x (0 + 1 + 2 + 3)) and guidance scale.
+  std::map<std::string, double> probe;
+  for (const auto& m : store.metrics(checkpoint.id)) probe[m.metric + "/" + m.sampler] = m.value;
+  CHECK(probe.at("probe_class_conditional/") == 1.0);
+  CHECK(probe.at("probe_labels/") == -1.0);  // checkpoint scope: no samples, no sampling labels
+  CHECK(probe.at("probe_class_conditional/ddim(steps=10)") == 1.0);
+  CHECK(probe.at("probe_labels/ddim(steps=10)") == 400.0);
+  CHECK(probe.at("probe_label_sum/ddim(steps=10)") == 600.0);
+  CHECK(probe.at("probe_guidance/ddim(steps=10)") == 1.5);
 }

@@ -36,6 +36,53 @@ def forward(self, x, return_features: bool):
   return path;
 }
 
+// The fixture's features [mean, max per RGB channel] under a 3-class output layer with a large
+// bias: forward(x, False) returns softmax(f W^T + b); with `no_output_bias_argument` it takes
+// StyleGAN2-ADA's signature and drops b when asked.
+const auto kOutputWeight = torch::tensor({{4.0, -2.0, 0.0, 1.0, 0.0, -3.0},
+                                          {0.0, 3.0, -1.0, 0.0, 2.0, 0.0},
+                                          {-1.0, 0.0, 5.0, -2.0, 0.0, 1.0}}, torch::kDouble);
+const auto kOutputBias = torch::tensor({3.0, -2.0, 0.5}, torch::kDouble);
+
+fs::path fixture_inception_with_output(const fs::path& dir, bool no_output_bias_argument) {
+  torch::jit::Module m("FixtureInceptionOutput");
+  torch::jit::Module output("FixtureOutput");
+  output.register_parameter("weight", kOutputWeight.to(torch::kFloat), false);
+  output.register_parameter("bias", kOutputBias.to(torch::kFloat), false);
+  m.register_module("output", output);
+  const std::string features = R"(
+    f = x.float() / 255.0
+    features = torch.cat([torch.mean(f, [2, 3]), torch.amax(f, [2, 3])], 1)
+    if return_features:
+        return features
+)";
+  m.define(no_output_bias_argument
+               ? "def forward(self, x, return_features: bool = False, use_fp16: bool = False, "
+                 "no_output_bias: bool = False):" + features + R"(
+    if no_output_bias:
+        return torch.softmax(torch.matmul(features, self.output.weight.t()), 1)
+    return torch.softmax(torch.matmul(features, self.output.weight.t()) + self.output.bias, 1)
+)"
+               : "def forward(self, x, return_features: bool):" + features + R"(
+    return torch.softmax(torch.matmul(features, self.output.weight.t()) + self.output.bias, 1)
+)");
+  const auto path = dir / (no_output_bias_argument ? "fixture-stylegan-inception.pt" : "fixture-inception-output.pt");
+  m.save(path.string());
+  return path;
+}
+
+// The Inception score written out: exp(mean_x sum_y p(y|x) log(p(y|x) / p(y))) per split of the
+// rows [i N / s, (i + 1) N / s), averaged.
+double inception_score_by_hand(const torch::Tensor& p, std::int64_t splits) {
+  const auto n = p.size(0);
+  double total = 0;
+  for (std::int64_t i = 0; i < splits; ++i) {
+    const auto part = p.slice(0, i * n / splits, (i + 1) * n / splits);
+    total += std::exp((part * (part / part.mean(0, true)).log()).sum(1).mean().item<double>());
+  }
+  return total / static_cast<double>(splits);
+}
+
 // LPIPS-like: mean absolute difference per image.
 fs::path fixture_lpips(const fs::path& dir) {
   torch::jit::Module m("FixtureLpips");
@@ -110,6 +157,57 @@ TEST_CASE("KID is near 0 for draws of one distribution and large for shifted one
   CHECK(inception_score(torch::full({500, 5}, 0.2, torch::kDouble), 10) == Approx(1.0));
 }
 
+TEST_CASE("KID is torch-fidelity's unbiased MMD^2 with the kernel (x.y / d + 1)^3", "[image_metrics]") {
+  // d = 2. k within X: k(x1,x2) = 1, k(x1,x3) = k(x2,x3) = 1.5^3 = 3.375 -> off-diagonal sum 15.5.
+  // Within Y: k(y1,y2) = 1, k(y1,y3) = 2^3 = 8, k(y2,y3) = 1 -> 20. Across: 8 1 3.375 / 1 1 0.125 /
+  // 8 1 1 -> 24.5. MMD^2_u = (15.5 + 20) / (3 * 2) - 2 * 24.5 / 3^2 = 17 / 36.
+  const auto x = torch::tensor({{1.0, 0.0}, {0.0, 1.0}, {1.0, 1.0}}, torch::kDouble);
+  const auto y = torch::tensor({{2.0, 0.0}, {0.0, 0.0}, {1.0, -1.0}}, torch::kDouble);
+  auto gen = at::detail::createCPUGenerator(0);
+  CHECK(kernel_inception_distance(x, y, 1, 3, gen) == Approx(17.0 / 36.0).epsilon(1e-12));
+  // Every subset of all rows is a permutation of them, and the estimate ignores order.
+  CHECK(kernel_inception_distance(x, y, 7, 3, gen) == Approx(17.0 / 36.0).epsilon(1e-12));
+}
+
+TEST_CASE("Inception score: split s holds rows i N / s up to (i + 1) N / s, and the mean divides by the splits made", "[image_metrics]") {
+  const auto one_hot = [](std::vector<std::int64_t> classes) {
+    return torch::one_hot(torch::tensor(classes, torch::kLong), 3).to(torch::kDouble);
+  };
+  // N = 10, s = 4: rows [0,2) [2,5) [5,7) [7,10) hold classes {0,1} {0,1,2} {0,0} {0,1,2}, each
+  // split uniform over its classes, so IS = (2 + 3 + 1 + 3) / 4 (chunk(): 3,3,3,1 rows, 1.94).
+  CHECK(inception_score(one_hot({0, 1, 0, 1, 2, 0, 0, 0, 1, 2}), 4) == Approx(9.0 / 4.0).epsilon(1e-9));
+  // N = 10, s = 6: rows [0,1) [1,3) [3,5) [5,6) [6,8) [8,10) give 1 2 1 1 2 1, so 8 / 6 (chunk():
+  // five splits of 2 rows, 9 / 6).
+  CHECK(inception_score(one_hot({0, 1, 2, 0, 0, 1, 1, 2, 0, 0}), 6) == Approx(8.0 / 6.0).epsilon(1e-9));
+}
+
+TEST_CASE("Inception score from the logits without the output bias", "[image_metrics]") {
+  const auto dir = test::temp_dir("inception-unbiased");
+  // Colour images of varied brightness per channel, so p(y|x) varies from image to image.
+  auto gen = at::detail::createCPUGenerator(31);
+  const DataSplit images{torch::rand({40, 3, 8, 8}, gen) * torch::rand({40, 3, 1, 1}, gen) * 2 - 1, torch::Tensor()};
+  auto model = std::make_shared<ZeroX0>();
+  DiffusionProcess process(torch::linspace(1e-4, 0.02, 100, torch::kFloat64), torch::kCPU);
+  MetricContext ctx{*model, process, images, images, images.x, at::detail::createCPUGenerator(0)};
+  for (const bool stylegan_signature : {false, true}) {
+    const auto path = fixture_inception_with_output(dir, stylegan_signature);
+    INFO(path.filename());
+    const auto features = load_inception(path)->features(images.x);
+    const double unbiased = inception_score_by_hand(torch::softmax(features.mm(kOutputWeight.t()), 1), 3);
+    const double biased = inception_score_by_hand(torch::softmax(features.mm(kOutputWeight.t()) + kOutputBias, 1), 3);
+    const auto values = make_metric("inception_score", {{"network", path.string()}, {"splits", std::int64_t{3}}})->evaluate(ctx);
+    REQUIRE(values.size() == 1);
+    CHECK(values[0].variant == "splits=3,unbiased,inception:" + path.filename().string());
+    CHECK(values[0].better == Better::higher);
+    CHECK(values[0].value == Approx(unbiased).epsilon(1e-5));
+    CHECK(std::abs(unbiased - biased) > 0.01);  // the bias would matter (0.017, far above 1e-5)
+  }
+  // A network with neither the argument nor an output layer cannot give unbiased logits.
+  auto plain = make_metric("inception_score", {{"network", fixture_inception(dir).string()}});
+  CHECK_THROWS_WITH(plain->evaluate(ctx), Catch::Contains("fixture-inception.pt: the Inception score needs logits "
+                                                          "without the output bias"));
+}
+
 TEST_CASE("a TorchScript Inception given by path is loaded, used and named", "[image_metrics]") {
   const auto dir = test::temp_dir("inception");
   const auto path = fixture_inception(dir);
@@ -118,7 +216,6 @@ TEST_CASE("a TorchScript Inception given by path is loaded, used and named", "[i
   const auto black = torch::full({4, 1, 8, 8}, -1.0), white = torch::full({4, 1, 8, 8}, 1.0);
   CHECK(torch::equal(inception->features(black), torch::zeros({4, 6}, torch::kDouble)));  // 0..255 input
   CHECK(torch::allclose(inception->features(white), torch::ones({4, 6}, torch::kDouble)));
-  CHECK(inception->probabilities(white).sum(1).allclose(torch::ones({4}, torch::kDouble)));
 
   const auto data = quadrant_images(300, 1), test = quadrant_images(200, 2);
   auto model = std::make_shared<ZeroX0>();
@@ -176,8 +273,63 @@ TEST_CASE("difflab's feature network: trained once on the labels, cached, far fr
   auto lpips = make_metric("lpips", {{"feature_steps", std::int64_t{150}}, {"cache_dir", cache.string()}});
   MetricContext ctx{*model, process, train, test, test.x, at::detail::createCPUGenerator(0)};
   const auto diversity = lpips->evaluate(ctx);
-  CHECK(diversity.at(0).variant == "diversity(pairs=256)," + net->name());
+  CHECK(diversity.at(0).variant == "diversity(pairs=256),layer-sum:" + net->name());
   CHECK(diversity.at(0).value > 0.01);
+}
+
+TEST_CASE("difflab's feature network: IS without the head's bias, LPIPS baseline clamped and summed", "[image_metrics]") {
+  const auto cache = test::temp_dir("feature-cache-unbiased");
+  const auto train = quadrant_images(512, 11), test = quadrant_images(64, 12);
+  FeatureNetConfig config;
+  config.steps = 150;
+  config.cache_dir = cache;
+  const auto net = difflab_feature_net(train, config);
+  const auto file = fs::directory_iterator(cache)->path();
+  torch::serialize::InputArchive archive, head;
+  archive.load_from(file.string());
+  archive.read("head", head);
+  torch::Tensor weight, bias;
+  head.read("weight", weight);
+  head.read("bias", bias);
+  const auto logits = net->features(test.x).mm(weight.to(torch::kDouble).t());
+  const double unbiased = inception_score_by_hand(torch::softmax(logits, 1), 2);
+  const double biased = inception_score_by_hand(torch::softmax(logits + bias.to(torch::kDouble), 1), 2);
+  std::cout << "difflab-cnn IS without the head's bias " << unbiased << ", with it " << biased << "\n";
+  CHECK(std::abs(unbiased - biased) > 1e-6);
+
+  auto model = std::make_shared<ZeroX0>();
+  DiffusionProcess process(torch::linspace(1e-4, 0.02, 100, torch::kFloat64), torch::kCPU);
+  const std::map<std::string, OptionValue> net_options{{"feature_steps", std::int64_t{150}},
+                                                       {"cache_dir", cache.string()}};
+  auto is_options = net_options;
+  is_options.emplace("splits", std::int64_t{2});
+  MetricContext ctx{*model, process, train, test, test.x, at::detail::createCPUGenerator(0)};
+  CHECK(make_metric("inception_score", is_options)->evaluate(ctx).at(0).value == Approx(unbiased).epsilon(1e-5));
+
+  // LPIPS baseline of two samples: every pair is (0, 1) or (1, 0), so the value is their distance.
+  auto lpips_options = net_options;
+  lpips_options.emplace("pairs", std::int64_t{16});
+  const auto lpips = make_metric("lpips", lpips_options);
+  // An image three times too bright is its clamp to the network: distance exactly 0.
+  const auto bright = 3 * test.x.slice(0, 0, 1);
+  MetricContext clamped{*model, process, train, test, torch::cat({bright.clamp(-1, 1), bright}),
+                        at::detail::createCPUGenerator(0)};
+  const auto same = lpips->evaluate(clamped);
+  CHECK(same.at(0).variant == "diversity(pairs=16),layer-sum:" + net->name());
+  CHECK(same.at(0).better == Better::lower);
+  CHECK(same.at(0).value == 0.0);
+  // Two test images: sum over layers of the spatial mean of |unit(f_a) - unit(f_b)|^2 over
+  // channels, as the reference's lpips=False sums its layers.
+  const auto a = test.x.slice(0, 0, 1), b = test.x.slice(0, 1, 2);
+  const auto la = net->layers(a), lb = net->layers(b);
+  REQUIRE(la.size() == 3);
+  double expected = 0;
+  for (std::size_t l = 0; l < la.size(); ++l) {
+    const auto unit_a = la[l] / (la[l].norm(2, 1, true) + 1e-10), unit_b = lb[l] / (lb[l].norm(2, 1, true) + 1e-10);
+    expected += (unit_a - unit_b).pow(2).sum(1).mean().item<double>();
+  }
+  MetricContext pair{*model, process, train, test, torch::cat({a, b}), at::detail::createCPUGenerator(0)};
+  CHECK(lpips->evaluate(pair).at(0).value == Approx(expected).epsilon(1e-5));
 }
 
 TEST_CASE("PSNR and LPIPS of reconstructions from x_t at the stated timesteps", "[image_metrics]") {

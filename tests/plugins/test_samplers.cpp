@@ -199,21 +199,62 @@ TEST_CASE("samplers that should agree do, step for step", "[samplers]") {
                           1e-4));
   REQUIRE(torch::allclose(sample("ddpm_x0", {}), ddpm_posterior, 1e-4, 1e-4));
   // A clip far outside the data changes nothing.
-  REQUIRE(torch::allclose(sample("ddpm", {{"clip_x0", 1e3}}), ddpm_beta, 1e-4, 1e-4));
+  REQUIRE(torch::allclose(sample("ddpm", {{"clip_x0", true}, {"clip_range", 1e3}}), ddpm_beta, 1e-4, 1e-4));
+  REQUIRE(torch::allclose(sample("ddim", {{"steps", std::int64_t{100}}, {"eta", 1.0}, {"clip_x0", true},
+                                          {"clip_range", 1e3}}),
+                          ddpm_posterior, 1e-4, 1e-4));
 }
 
-TEST_CASE("clip_x0 keeps the predicted x0 inside [-clip, clip]", "[samplers]") {
+TEST_CASE("clip_x0 keeps the predicted x0 inside [-clip_range, clip_range]", "[samplers]") {
   const auto process = linear_process(100, 0.2);
   const auto x_T = standard_noise(16, 2, 0);
-  for (const std::string name : {"ddpm", "ddpm_x0"}) {
+  for (const std::string name : {"ddpm", "ddpm_x0", "ddim"}) {
     INFO(name);
     GaussianOracle oracle(process, {3.0, -3.0}, 0.0);
-    const auto clipped = run(*make_sampler(name, {{"clip_x0", 1.0}}), oracle, process, x_T, 1);
+    const auto clipped = run(*make_sampler(name, {{"clip_x0", true}}), oracle, process, x_T, 1);
     // The last step returns the clipped x0 itself.
     REQUIRE(torch::allclose(clipped, torch::tensor({1.0f, -1.0f}).expand({16, 2}), 0, 1e-5));
+    const auto wider = run(*make_sampler(name, {{"clip_x0", true}, {"clip_range", 2.0}}), oracle, process, x_T, 1);
+    REQUIRE(torch::allclose(wider, torch::tensor({2.0f, -2.0f}).expand({16, 2}), 0, 1e-5));
     const auto free = run(*make_sampler(name), oracle, process, x_T, 1);
     REQUIRE(torch::allclose(free, torch::tensor({3.0f, -3.0f}).expand({16, 2}), 0, 1e-3));
   }
+}
+
+TEST_CASE("ddim with clip_x0 steps from the clipped x0 and the epsilon it implies", "[samplers]") {
+  const std::int64_t T = 100, steps = 10;
+  const auto process = linear_process(T, 0.2);
+  GaussianOracle oracle(process, {3.0, -3.0}, 0.0);  // predicts x0 = (3, -3), outside [-1, 1]
+  const auto x_T = standard_noise(8, 2, 2);
+  const auto alpha_bars = process.alpha_bars_f64().accessor<double, 1>();
+  const auto c = torch::tensor({1.0, -1.0}, torch::kDouble);  // the clipped x0
+  // improved-diffusion's ddim_sample: eps' = (x_t - sqrt(a) c) / sqrt(1 - a), then Song et al.
+  // eq. 12 with eta = 0: x_prev = sqrt(a_prev) c + sqrt(1 - a_prev) eps'.
+  std::vector<torch::Tensor> expected;
+  auto x = x_T.to(torch::kDouble);
+  for (std::int64_t i = steps - 1; i >= 0; --i) {
+    const double a = alpha_bars[i * T / steps];
+    const double a_prev = i > 0 ? alpha_bars[(i - 1) * T / steps] : 1.0;
+    x = std::sqrt(a_prev) * c + std::sqrt(1 - a_prev) * (x - std::sqrt(a) * c) / std::sqrt(1 - a);
+    expected.push_back(x);
+  }
+  std::vector<torch::Tensor> seen;
+  const auto record = [&](std::int64_t, const torch::Tensor& x_prev) { seen.push_back(x_prev.clone()); };
+  const auto ddim = make_sampler("ddim", {{"steps", steps}, {"clip_x0", true}});
+  const auto x0 = run(*ddim, oracle, process, x_T, 0, record);
+  REQUIRE(seen.size() == expected.size());
+  for (std::size_t k = 0; k < seen.size(); ++k) {
+    INFO("step " << k);
+    REQUIRE(torch::allclose(seen[k].to(torch::kDouble), expected[k], 1e-4, 1e-4));
+  }
+  // First step by hand for one coordinate: a = abar[90], a_prev = abar[80].
+  const double a = alpha_bars[90], a_prev = alpha_bars[80], x_t = x_T[0][0].item<double>();
+  const double eps = (x_t - std::sqrt(a) * 1.0) / std::sqrt(1 - a);
+  REQUIRE(seen[0][0][0].item<double>() == Approx(std::sqrt(a_prev) + std::sqrt(1 - a_prev) * eps).epsilon(1e-5));
+  REQUIRE(torch::allclose(x0, c.to(torch::kFloat).expand({8, 2}), 0, 1e-5));
+  // Without clipping the same denoiser lands on its own x0, (3, -3).
+  const auto free = run(*make_sampler("ddim", {{"steps", steps}}), oracle, process, x_T, 0);
+  REQUIRE(torch::allclose(free, torch::tensor({3.0f, -3.0f}).expand({8, 2}), 0, 1e-4));
 }
 
 TEST_CASE("samplers visit the timesteps they promise and report each step", "[samplers]") {
@@ -256,5 +297,6 @@ TEST_CASE("sampler options are checked", "[samplers]") {
   REQUIRE_THROWS_AS(make_sampler("ddim", {{"eta", -0.1}}), InputError);
   REQUIRE_THROWS_AS(make_sampler("ddim", {{"steps", std::int64_t{0}}}), InputError);
   REQUIRE_THROWS_AS(make_sampler("ddpm", {{"variance", std::string("fixed")}}), InputError);
-  REQUIRE_THROWS_AS(make_sampler("ddpm_x0", {{"clip_x0", -1.0}}), InputError);
+  REQUIRE_THROWS_AS(make_sampler("ddpm_x0", {{"clip_range", -1.0}}), InputError);
+  REQUIRE_THROWS_AS(make_sampler("ddim", {{"clip_range", 0.0}}), InputError);
 }

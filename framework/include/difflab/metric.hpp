@@ -2,6 +2,7 @@
 // A metric evaluated at every checkpoint: on a sampler's output or on the model itself.
 #include "difflab/export.hpp"
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/torch.h>
@@ -11,10 +12,18 @@
 
 namespace difflab {
 
+/// Which way a metric improves, so a report can rank runs without knowing the metric.
+enum class Better { lower, higher };
+
 struct MetricValue {
+  /// `better` has no default: every metric says which way it improves.
+  MetricValue(std::string name, std::string variant, double value, Better better)
+      : name(std::move(name)), variant(std::move(variant)), value(value), better(better) {}
+
   std::string name;     // e.g. "mmd"
   std::string variant;  // how it was computed, e.g. "rbf(bandwidths=0.5,1,2)"
-  double value = 0.0;
+  double value;
+  Better better;
 };
 
 struct MetricContext {
@@ -24,7 +33,15 @@ struct MetricContext {
   const DataSplit& test;     // on the run's device
   torch::Tensor samples;     // a sampler's output; undefined for checkpoint-scope metrics
   torch::Generator generator;
+  Conditioning sampling = {};      // labels and guidance the samples were drawn with; empty: none
+  bool class_conditional = false;  // the run evaluates its model with class labels
 };
+
+/// How a metric calls the model on rows of a data split: with their labels (plain conditional,
+/// no guidance) when the run is class-conditional, else unconditionally.
+inline Conditioning data_conditioning(const MetricContext& ctx, const torch::Tensor& labels) {
+  return ctx.class_conditional ? Conditioning{labels, 1.0} : Conditioning{};
+}
 
 class DIFFLAB_API Metric {
  public:
