@@ -151,7 +151,9 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
   std::vector<ArtifactRecord> artifacts;
   const auto record = [&](const std::vector<MetricValue>& values, const PluginConfig& sampler) {
     for (const auto& v : values) {
-      rows.push_back({checkpoint.id, sampler.label, sampler.json.dump(), v.name, v.variant, v.value});
+      MetricRecord row{checkpoint.id, sampler.label, sampler.json.dump(), v.name, v.variant, v.value};
+      row.better = v.better == Better::higher ? "higher" : "lower";  // as the plugin declares
+      rows.push_back(std::move(row));
     }
   };
   const PluginConfig no_sampler{"", Options{}, "", nlohmann::json::object()};
@@ -231,7 +233,7 @@ void evaluate_checkpoint(RunContext& ctx, RunStore& store, const CheckpointRecor
 namespace {
 
 RunContext make_context(const Registry& registry, const RunConfig& run, const fs::path& out_dir) {
-  RunContext ctx{run, resolve_device(run.device), {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
+  RunContext ctx{run, resolve_device(run.device), {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
   ctx.dataset = registry.make_dataset(run.dataset.plugin, run.dataset.options);
   ctx.schedule = registry.make_schedule(run.schedule.plugin, run.schedule.options);
   {

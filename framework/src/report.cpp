@@ -332,7 +332,7 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
       std::set<MetricKey> seen;
       for (const auto& m : metrics) {
         if (seen.insert({m.metric, m.variant, m.sampler}).second)
-          recorded_keys.push_back({m.metric, m.variant, m.sampler});
+          recorded_keys.push_back({m.metric, m.variant, m.sampler, m.better});
       }
     }
     if (options.format == ReportFormat::html) {

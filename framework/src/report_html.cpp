@@ -482,7 +482,7 @@ std::string render_html(const ReportTable& table, const RunStore& store,
       if (count < 2) best[c].reset();  // one value is no comparison
     }
     html += "<p class=\"note\">Click a header to sort. The best value of each metric column is "
-            "marked green (lowest; highest for inception_score and psnr).";
+            "marked green (the lowest, or the highest where the metric improves upwards).";
     if (!table.footer.empty()) html += " " + escape_html(table.footer);
     html += "</p>\n<div class=\"table-wrap\"><table class=\"runs\" id=\"runs\">\n<thead><tr>";
     for (const auto& column : table.columns) {

@@ -99,11 +99,13 @@ PRAGMA application_id = 1145457730;
 ALTER TABLE checkpoints ADD COLUMN weights TEXT NOT NULL DEFAULT 'model';
 )sql",
     // 3: which way each metric value improves, as its plugin declares (values recorded before
-    // plugins declared it were from the two in-tree metrics where higher is better, or lower);
-    // and each run's terminal signal alpha bar_T.
+    // plugins declared it came from the in-tree metrics: higher is better for inception_score,
+    // psnr and lpips among samples (diversity), lower for the rest); and each run's terminal
+    // signal alpha bar_T.
     R"sql(
 ALTER TABLE metrics ADD COLUMN better TEXT NOT NULL DEFAULT 'lower' CHECK (better IN ('lower', 'higher'));
-UPDATE metrics SET better = 'higher' WHERE metric IN ('inception_score', 'psnr');
+UPDATE metrics SET better = 'higher'
+  WHERE metric IN ('inception_score', 'psnr') OR (metric = 'lpips' AND sampler <> '');
 ALTER TABLE runs ADD COLUMN abar_T REAL;
 )sql",
 };

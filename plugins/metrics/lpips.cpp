@@ -40,7 +40,9 @@ class Lpips final : public Metric {
       const auto j = (i + torch::randint(1, n, {pairs_}, gen, options)) % n;
       const auto d = distance(ctx, ctx.samples.index_select(0, i.to(ctx.samples.device())),
                               ctx.samples.index_select(0, j.to(ctx.samples.device())));
-      return {{"lpips", "diversity(pairs=" + std::to_string(pairs_) + ")," + name(ctx), d, Better::lower}};
+      // More distance between samples is more diversity, reported as better (as the diversity
+      // scores of BicycleGAN and MUNIT are); read it beside FID, since noise maximises it too.
+      return {{"lpips", "diversity(pairs=" + std::to_string(pairs_) + ")," + name(ctx), d, Better::higher}};
     }
     const auto rows = std::min(images_, ctx.test.x.size(0));
     const auto x0 = ctx.test.x.slice(0, 0, rows);

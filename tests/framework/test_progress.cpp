@@ -236,7 +236,7 @@ TEST_CASE("lines mode prints a line per start and end and periodic lines of runn
   CHECK(out.str().empty());  // everything went to print_line
 }
 
-TEST_CASE("json lines round-trip every event; other lines are refused", "[progress]") {
+TEST_CASE("json lines round-trip every event, and other lines are refused", "[progress]") {
   const std::vector<ProgressEvent> events{
       ProgressEvent::started(3, "schedule.plugin=cosine seed=1", 2000, 20, 400),
       ProgressEvent::stepped(3, 4, 412, 0.0412),

@@ -313,7 +313,43 @@ TEST_CASE("a metric with several variants gets one column per variant", "[report
   CHECK(lines.back() == "best checkpoint per run: lowest fid{inception}[ddpm]");
 }
 
-TEST_CASE("several sweeps get a sweep column; a mistyped sweep is an InputError", "[report]") {
+TEST_CASE("best follows the direction a metric declares, with and without the report index", "[report]") {
+  const auto path = (difflab::test::temp_dir("report-direction") / "runs.db").string();
+  {
+    RunStore store(path);
+    difflab::RunRecord run;
+    run.sweep_id = store.add_sweep("d", "", "");
+    run.config_hash = "h";
+    run.config_json = "{}";
+    const auto run_id = store.add_run(run);
+    // "agreement" is no name difflab knows; it declares that higher is better, and peaks at epoch 2.
+    const double values[] = {0.25, 0.75, 0.5};
+    for (int k = 0; k < 3; ++k) {
+      const auto checkpoint = store.add_checkpoint({0, run_id, k + 1, 10 * (k + 1), "", 0});
+      difflab::MetricRecord m{checkpoint, "", "{}", "agreement", "", values[k]};
+      m.better = "higher";
+      store.add_metric(m);
+    }
+  }
+  for (const bool indexed : {true, false}) {
+    if (!indexed) {
+      sqlite3* db = nullptr;
+      REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+      REQUIRE(sqlite3_exec(db, "DROP INDEX metrics_by_key", nullptr, nullptr, nullptr) == SQLITE_OK);
+      sqlite3_close(db);
+    }
+    RunStore store(path, RunStore::Access::read_only);
+    ReportOptions options;
+    options.checkpoint = CheckpointChoice::best;
+    const auto text = difflab::render_report(store, options);
+    INFO(text);
+    const auto lines = lines_of(text);
+    CHECK(words_of(lines[2]) == std::vector<std::string>{"0", "pending", "2", "0.75"});
+    CHECK(lines.back() == "best checkpoint per run: highest agreement");
+  }
+}
+
+TEST_CASE("several sweeps get a sweep column, and a mistyped sweep is an InputError", "[report]") {
   const auto path = make_store("report-sweeps");
   {
     RunStore store(path);
@@ -452,7 +488,7 @@ TEST_CASE("a store without the report index reports the same, reading every valu
   CHECK(writer.has_report_index());
 }
 
-TEST_CASE("runner report starts without LibTorch; every other command runs in runner-engine",
+TEST_CASE("runner report starts without LibTorch, and every other command runs in runner-engine",
           "[report][cli]") {
   // Loading LibTorch takes half a second, longer than a final report of 10,000 runs.
   std::string output;

@@ -101,7 +101,9 @@ std::string make_store(const fs::path& dir) {
       store.add_metric({c, "", "{}", "test_loss", "", 0.5 - 0.1 * k + 0.01 * run});
       store.add_metric({c, "ddpm", "{}", "mmd", "rbf", 0.1 * (3 - k) + 0.02 * run});
       store.add_metric({c, "ddim(steps=10)", "{}", "mmd", "rbf", 0.2 * (3 - k) - 0.03 * run});
-      store.add_metric({c, "ddpm", "{}", "psnr", "", 10.0 + k + run});
+      difflab::MetricRecord psnr{c, "ddpm", "{}", "psnr", "", 10.0 + k + run};
+      psnr.better = "higher";  // as the psnr plugin declares it
+      store.add_metric(psnr);
       if (k == 2) {
         store.add_artifact({c, "ddpm", "samples_npy", "samples.npy"});
         store.add_artifact({c, "ddpm", "scatter_png", png});
@@ -216,7 +218,7 @@ TEST_CASE("the html report of --checkpoint all and of an empty store", "[report]
   CHECK(page_data(html)["losses"].empty());
 }
 
-TEST_CASE("runner report --format html writes the page; a bad format names html", "[report][html][cli]") {
+TEST_CASE("runner report --format html writes the page, and a bad format names html", "[report][html][cli]") {
   const auto dir = difflab::test::temp_dir("report-html-cli");
   const auto path = make_store(dir);
   const auto out = dir / "report.html";

@@ -143,9 +143,10 @@ TEST_CASE("a version 2 store learns which way its metrics improve, and runs thei
     const auto sweep = store.add_sweep("old", "old.yaml", "");
     const auto run = store.add_run(make_run(sweep, 0, "hash0"));
     const auto checkpoint = store.add_checkpoint({0, run, 1, 10, "e1.pt", 1.0});
-    for (const char* name : {"psnr", "inception_score", "fid", "mmd"}) {
+    for (const char* name : {"psnr", "inception_score", "fid", "mmd", "lpips"}) {
       store.add_metric({checkpoint, "", "{}", name, "", 1.0});
     }
+    store.add_metric({checkpoint, "ddpm", "{}", "lpips", "diversity(pairs=256)", 1.0});
   }
   // What difflab wrote before plugins declared a direction: no better, no abar_T, version 2.
   query_text(path, "ALTER TABLE metrics DROP COLUMN better");
@@ -156,9 +157,13 @@ TEST_CASE("a version 2 store learns which way its metrics improve, and runs thei
   const auto run = store.runs("old").at(0);
   CHECK(std::isnan(run.abar_T));  // not recorded then
   std::map<std::string, std::string> better;
-  for (const auto& m : store.metrics(store.checkpoints(run.id).at(0).id)) better[m.metric] = m.better;
-  CHECK(better == std::map<std::string, std::string>{
-                      {"psnr", "higher"}, {"inception_score", "higher"}, {"fid", "lower"}, {"mmd", "lower"}});
+  for (const auto& m : store.metrics(store.checkpoints(run.id).at(0).id)) better[m.metric + "/" + m.sampler] = m.better;
+  CHECK(better == std::map<std::string, std::string>{{"psnr/", "higher"},
+                                                     {"inception_score/", "higher"},
+                                                     {"fid/", "lower"},
+                                                     {"mmd/", "lower"},
+                                                     {"lpips/", "lower"},           // reconstruction distance
+                                                     {"lpips/ddpm", "higher"}});  // diversity among samples
 }
 
 TEST_CASE("best checkpoints follow the direction each metric declares, not its name", "[store]") {

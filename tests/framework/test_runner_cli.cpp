@@ -53,7 +53,7 @@ TEST_CASE("runner sweep runs the tiny schedule study end to end and report compa
   CHECK_THAT(out, Catch::Contains("4 of 4 runs done (4 already before)"));
 }
 
-TEST_CASE("a run records its schedule's alpha bar_T; validate prints it and warns when it is far from 0",
+TEST_CASE("a run records its schedule's alpha bar_T, and validate prints it and warns when it is far from 0",
           "[cli]") {
   // abar_T = prod_t (1 - beta_t) of linspace(1e-4, 0.2, T): tiny at T = 100, 0.36 at T = 4.
   const auto abar_T = [](std::int64_t T) {
@@ -184,6 +184,9 @@ TEST_CASE("the tiny image study records every image metric per checkpoint and sa
         CHECK_THAT(m.variant, Catch::Contains("difflab-cnn:"));  // the extractor is named
       }
       CHECK(std::isfinite(m.value));
+      // Which way each improves, as its plugin declares it, recorded beside the value.
+      const bool diversity = m.metric == "lpips" && !m.sampler.empty();  // among samples: more is better
+      CHECK(m.better == (m.metric == "psnr" || m.metric == "inception_score" || diversity ? "higher" : "lower"));
     }
     CHECK(per_sampler[""] == std::set<std::string>{"lpips", "psnr"});  // reconstructions
     for (const auto* sampler : {"ddpm", "ddim(steps=10)"}) {

@@ -237,7 +237,7 @@ TEST_CASE("a key given twice is refused, naming both places, not silently resolv
   for (const auto& message : {flow, block, top, listed, axis}) CHECK(message.find('\n') == std::string::npos);
 }
 
-TEST_CASE("--set given twice for one key is refused instead of the last one winning", "[sweep]") {
+TEST_CASE("a key given twice with --set is refused instead of the last one winning", "[sweep]") {
   const auto twice = error_of(kBase, {"train.lr=0.1", "train.lr=0.2"});
   CHECK_THAT(twice, Catch::Contains("--set train.lr=0.2") && Catch::Contains("already set by --set train.lr=0.1"));
   const auto inside = error_of(kBase, {"train={epochs: 1, epochs: 2}"});

@@ -139,7 +139,7 @@ TEST_CASE("FID: 0 against itself, |c|^2 against a copy shifted by c, the Gaussia
   CHECK(frechet_distance(a, b) == Approx(expected).epsilon(1e-9));
 }
 
-TEST_CASE("KID is near 0 for draws of one distribution and large for shifted ones; IS of one-hot classes", "[image_metrics]") {
+TEST_CASE("KID is near 0 for draws of one distribution and large for shifted ones, and IS of one-hot classes", "[image_metrics]") {
   auto gen = at::detail::createCPUGenerator(4);
   const auto x = torch::randn({1000, 16}, gen, torch::kDouble);
   const auto y = torch::randn({1000, 16}, gen, torch::kDouble);
@@ -316,7 +316,7 @@ TEST_CASE("difflab's feature network: IS without the head's bias, LPIPS baseline
                         at::detail::createCPUGenerator(0)};
   const auto same = lpips->evaluate(clamped);
   CHECK(same.at(0).variant == "diversity(pairs=16),layer-sum:" + net->name());
-  CHECK(same.at(0).better == Better::lower);
+  CHECK(same.at(0).better == Better::higher);  // diversity among samples
   CHECK(same.at(0).value == 0.0);
   // Two test images: sum over layers of the spatial mean of |unit(f_a) - unit(f_b)|^2 over
   // channels, as the reference's lpips=False sums its layers.
