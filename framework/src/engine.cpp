@@ -663,6 +663,33 @@ std::int64_t record_sweep(SweepGrid& grid, RunStore& store, const Registry& regi
   return sweep_id;
 }
 
+void note_refused_claim(const ClaimResult& claim, const RunConfig& run, SweepSummary& summary,
+                        ProgressSink* progress) {
+  switch (claim.outcome) {
+    case Claim::done:
+      ++summary.done;
+      ++summary.skipped;
+      if (progress) progress->report(ProgressEvent::finished(run.index, "skipped", "done before"));
+      break;
+    case Claim::running_elsewhere:  // a live process owns it; a dead one's run is taken over by a claim
+      spdlog::warn("run {} is being run by process {}; skipped", run.index, claim.other_pid);
+      if (progress)
+        progress->report(
+            ProgressEvent::finished(run.index, "skipped", "run by process " + std::to_string(claim.other_pid)));
+      break;
+    case Claim::failed_before:
+      spdlog::warn("run {} failed before ({}); skipped, use --retry-failed to run it again", run.index,
+                   claim.run.reason);
+      ++summary.failed;
+      if (progress)
+        progress->report(ProgressEvent::finished(run.index, "failed", "failed before: " + claim.run.reason));
+      break;
+    case Claim::claimed:
+    case Claim::training_elsewhere:
+      break;  // the caller's to handle
+  }
+}
+
 namespace {
 
 // Executes a run this process has claimed; a failure is recorded as the run's, never thrown.
@@ -725,34 +752,17 @@ SweepSummary run_sweep(SweepGrid grid, RunStore& store, const Registry& registry
     if (options.device) placed.device = *options.device;
     const auto device = resolve_device(placed.device);
     const auto claim = store.claim_run(record->id, device.str(), ::getpid(), options.retry_failed, process_alive);
-    switch (claim.outcome) {
-      case Claim::done:
-        ++summary.done;
-        ++summary.skipped;
-        if (progress) progress->report(ProgressEvent::finished(run.index, "skipped", "done before"));
-        return;
-      case Claim::running_elsewhere:
-        spdlog::warn("run {} is being run by process {}; skipped", run.index, claim.other_pid);
-        if (progress)
-          progress->report(ProgressEvent::finished(run.index, "skipped",
-                                                   "run by process " + std::to_string(claim.other_pid)));
-        return;  // a live process owns it; a dead one's run was taken over by the claim
-      case Claim::failed_before:
-        spdlog::warn("run {} failed before ({}); skipped, use --retry-failed to run it again", run.index,
-                     claim.run.reason);
-        ++summary.failed;
-        if (progress)
-          progress->report(ProgressEvent::finished(run.index, "failed", "failed before: " + claim.run.reason));
-        return;
-      case Claim::training_elsewhere:
-        if (announced.insert(run.index).second) {
-          spdlog::info("run {} waits for run id {} (process {}), which trains the same model", run.index,
-                       claim.other_run, claim.other_pid);
-        }
-        waiting.push_back(&run);
-        return;
-      case Claim::claimed:
-        break;
+    if (claim.outcome == Claim::training_elsewhere) {
+      if (announced.insert(run.index).second) {
+        spdlog::info("run {} waits for run id {} (process {}), which trains the same model", run.index,
+                     claim.other_run, claim.other_pid);
+      }
+      waiting.push_back(&run);
+      return;
+    }
+    if (claim.outcome != Claim::claimed) {
+      note_refused_claim(claim, run, summary, progress);
+      return;
     }
     execute_claimed(executor, store, sweep_id, run, placed, device, record->id, grid.runs.size(), summary,
                     progress);

@@ -90,6 +90,11 @@ SweepSummary run_sweep(SweepGrid grid, RunStore& store, const Registry& registry
 /// The schedule's alpha bar at t = T: what fraction of the data's variance survives into x_T.
 double terminal_alpha_bar(const Registry& registry, const PluginConfig& schedule);
 
+/// Says why a claim was refused (done before, run by a live process, failed before) in the log,
+/// the progress display and the summary; `claimed` and `training_elsewhere` are the caller's.
+void note_refused_claim(const ClaimResult& claim, const RunConfig& run, SweepSummary& summary,
+                        ProgressSink* progress);
+
 /// Registers the sweep and its grid in the store (pending runs) and returns the sweep id. A grid
 /// that differs from the one recorded under the same name is handled as `change` says; with
 /// new_sweep, `grid` is renamed.

@@ -383,28 +383,11 @@ SweepSummary run_sweep_local(SweepGrid grid, RunStore& store, const Registry& re
   const auto claim = [&](const RunConfig& run) {
     const auto record = store.find_run(sweep_id, run.config_hash);
     const auto result = store.claim_run(record->id, "", ::getpid(), options.retry_failed, process_alive);
-    switch (result.outcome) {
-      case Claim::claimed:
-        return true;
-      case Claim::done:
-        ++summary.done;
-        ++summary.skipped;
-        if (progress) progress->report(ProgressEvent::finished(run.index, "skipped", "done before"));
-        break;
-      case Claim::running_elsewhere:
-        spdlog::warn("run {} is being run by process {}; skipped", run.index, result.other_pid);
-        if (progress)
-          progress->report(ProgressEvent::finished(run.index, "skipped",
-                                                   "run by process " + std::to_string(result.other_pid)));
-        break;
-      case Claim::failed_before:
-        ++summary.failed;
-        if (progress)
-          progress->report(ProgressEvent::finished(run.index, "failed", "failed before: " + result.run.reason));
-        break;
-      case Claim::training_elsewhere:
-        waiting.push_back(&run);
-        break;
+    if (result.outcome == Claim::claimed) return true;
+    if (result.outcome == Claim::training_elsewhere) {
+      waiting.push_back(&run);
+    } else {
+      note_refused_claim(result, run, summary, progress);
     }
     return false;
   };

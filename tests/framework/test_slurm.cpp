@@ -33,16 +33,20 @@ std::vector<std::string> lines(const fs::path& file) {
   return out;
 }
 
+// Whether sinfo answers; without a cluster the test skips, except under CI=true, where it fails.
+bool slurm_reachable() {
+  if (test::run_command("sinfo -h") == 0) return true;
+  const char* ci = std::getenv("CI");
+  if (ci && std::string(ci) == "true") FAIL("no Slurm cluster is reachable (sinfo failed); scripts/test.sh starts one");
+  WARN("skipped: no Slurm cluster is reachable (sinfo failed); start one with scripts/slurm/start.sh");
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("a sweep as a Slurm job array: a failed task resubmitted alone, merged equal to a local run",
           "[.][slurm]") {
-  if (test::run_command("sinfo -h") != 0) {
-    const char* ci = std::getenv("CI");
-    if (ci && std::string(ci) == "true") FAIL("no Slurm cluster is reachable (sinfo failed); scripts/test.sh starts one");
-    WARN("skipped: no Slurm cluster is reachable (sinfo failed); start one with scripts/slurm/start.sh");
-    return;
-  }
+  if (!slurm_reachable()) return;
   const auto root = test::temp_dir("slurm");
   const auto local = root / "local", cluster = root / "cluster";
   std::string out;
@@ -103,12 +107,7 @@ TEST_CASE("a sweep as a Slurm job array: a failed task resubmitted alone, merged
 
 TEST_CASE("grid points that share their training run as one Slurm task, which trains it once",
           "[.][slurm]") {
-  if (test::run_command("sinfo -h") != 0) {
-    const char* ci = std::getenv("CI");
-    if (ci && std::string(ci) == "true") FAIL("no Slurm cluster is reachable (sinfo failed); scripts/test.sh starts one");
-    WARN("skipped: no Slurm cluster is reachable (sinfo failed); start one with scripts/slurm/start.sh");
-    return;
-  }
+  if (!slurm_reachable()) return;
   const auto root = test::temp_dir("slurm-groups");
   const auto local = root / "local", cluster = root / "cluster";
   // Two trainings, each evaluated with two sample counts: grid points 0, 1 and 2, 3 share one.
