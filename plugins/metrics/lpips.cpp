@@ -50,7 +50,8 @@ class Lpips final : public Metric {
     std::vector<MetricValue> out;
     for (const auto t : timesteps_at(fractions_, ctx.process.timesteps())) {
       const auto x0_hat = reconstruct(ctx.model, ctx.process, x0, t, gen, data_conditioning(ctx, labels));
-      out.push_back({"lpips", "recon(t=" + std::to_string(t) + ")," + name(ctx), distance(ctx, x0, x0_hat),
+      out.push_back({"lpips", "recon(t=" + std::to_string(t) + (ctx.class_conditional ? ",labels" : "") + ")," + name(ctx),
+                     distance(ctx, x0, x0_hat),
                      Better::lower});
     }
     return out;

@@ -27,7 +27,9 @@ class Psnr final : public Metric {
       // PSNR_i = 10 log10(range^2 / MSE_i), averaged over images.
       const auto mse = (x0_hat - x0).pow(2).flatten(1).mean(1).clamp_min(1e-12);
       const double value = (10.0 * torch::log10(4.0 / mse)).mean().item<double>();
-      out.push_back({"psnr", "recon(t=" + std::to_string(t) + ")", value, Better::higher});
+      // ",labels": reconstructed with the test images' labels (a class-conditional run)
+      out.push_back({"psnr", "recon(t=" + std::to_string(t) + (ctx.class_conditional ? ",labels" : "") + ")", value,
+                     Better::higher});
     }
     return out;
   }

@@ -70,11 +70,13 @@ class TestLoss final : public Metric {
       }
     }
     const double loss = count > 0 ? squared_error / double(count) : 0.0;
-    return {{split_ + "_loss", variant(prediction), loss, Better::lower}};
+    return {{split_ + "_loss", variant(prediction, ctx.class_conditional), loss, Better::lower}};
   }
 
  private:
-  std::string variant(Prediction prediction) const {
+  // ",labels" when the model was given each point's label: a different measurement from the
+  // unconditional one, so never the same column.
+  std::string variant(Prediction prediction, bool labels) const {
     std::ostringstream out;
     out << "mse(prediction=" << prediction_name(prediction) << ",repeats=" << repeats_
         << ",timesteps=";
@@ -82,7 +84,7 @@ class TestLoss final : public Metric {
     for (std::size_t i = 0; i < timesteps_.size(); ++i) {
       out << (i ? "," : "[") << timesteps_[i] << (i + 1 == timesteps_.size() ? "]" : "");
     }
-    out << ")";
+    out << (labels ? ",labels)" : ")");
     return out.str();
   }
 

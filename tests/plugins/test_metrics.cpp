@@ -381,6 +381,10 @@ TEST_CASE("a class-conditional model is evaluated with the data's labels, not it
   const auto with_labels = evaluate("test_loss", {}, true);
   const auto null_label = evaluate("test_loss", {}, false);
   CHECK(with_labels.better == Better::lower);
+  // Measured with labels or without: two variants, never one column.
+  CHECK(with_labels.variant == "mse(prediction=epsilon,repeats=4,timesteps=all,labels)");
+  CHECK(null_label.variant == "mse(prediction=epsilon,repeats=4,timesteps=all)");
+  CHECK(evaluate("psnr", {{"t_fractions", std::vector<double>{0.9}}}, true).variant == "recon(t=89,labels)");
   const std::map<std::string, OptionValue> late{{"t_fractions", std::vector<double>{0.9}},
                                                 {"num_images", std::int64_t{1024}}};
   const auto psnr_with = evaluate("psnr", late, true).value;
