@@ -48,9 +48,8 @@ TrainingGroups group_by_training(const std::vector<const RunConfig*>& runs) {
   TrainingGroups groups;
   std::map<std::string, std::int64_t> leader;
   for (const auto* run : runs) {
-    const auto [it, first] = leader.emplace(run->train_hash, run->index);
-    groups[it->second].push_back(run);
-    (void)first;
+    const auto first = leader.emplace(run->train_hash, run->index).first->second;  // kept if present
+    groups[first].push_back(run);
   }
   return groups;
 }

@@ -61,6 +61,11 @@ std::vector<std::string> split_path(const std::string& path) {
   return parts;
 }
 
+// "line:column", 1-based, of a place in the YAML text.
+std::string mark_text(const YAML::Mark& mark) {
+  return std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+}
+
 // Says where a node came from: "file:line:col" or the --set flag that put it there.
 class Locator {
  public:
@@ -79,8 +84,7 @@ class Locator {
     if (!node.IsDefined()) return file_ + ": ";  // a missing key has no position
     const auto mark = node.Mark();
     if (mark.is_null()) return file_ + ": ";
-    return file_ + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1) +
-           ": ";
+    return file_ + ":" + mark_text(mark) + ": ";
   }
 
   const std::string& file() const { return file_; }
@@ -458,13 +462,10 @@ void check_unique_keys(const YAML::Node& node, const std::string& where, const s
     if (key.IsScalar()) {
       const auto [first, inserted] = seen.emplace(text, key.Mark());
       if (!inserted) {
-        const auto at = [](const YAML::Mark& m) {
-          return std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
-        };
         const bool located = !key.Mark().is_null() && !first->second.is_null();
-        throw InputError(where + (located ? ":" + at(key.Mark()) : "") + ": " + key_path +
+        throw InputError(where + (located ? ":" + mark_text(key.Mark()) : "") + ": " + key_path +
                          ": the key '" + text + "' is given twice in one mapping" +
-                         (located ? " (at " + at(first->second) + " and " + at(key.Mark()) + ")" : "") +
+                         (located ? " (at " + mark_text(first->second) + " and " + mark_text(key.Mark()) + ")" : "") +
                          "; YAML forbids duplicate keys: keep one");
       }
     }
@@ -473,28 +474,20 @@ void check_unique_keys(const YAML::Node& node, const std::string& where, const s
 }
 
 YAML::Node parse_yaml(const std::string& file, const std::string& text) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::ParserException& e) {
-    throw InputError(file + ":" + std::to_string(e.mark.line + 1) + ":" +
-                     std::to_string(e.mark.column + 1) + ": invalid YAML: " + e.msg);
-  }
-  check_unique_keys(root, file, "");
-  // YAML::Load reads the first document of a stream and drops the rest without a word.
+  // LoadAll, not Load: Load reads the first document of a stream and drops the rest without a word.
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(text);
-  } catch (const YAML::ParserException& e) {  // the first document parsed: a later one did not
-    throw InputError(file + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
-                     ": invalid YAML: " + e.msg);
+  } catch (const YAML::ParserException& e) {
+    throw InputError(file + ":" + mark_text(e.mark) + ": invalid YAML: " + e.msg);
   }
   if (documents.size() > 1) {
     const auto mark = documents[1].Mark();
-    throw InputError(file + (mark.is_null() ? "" : ":" + std::to_string(mark.line + 1) + ":" +
-                                                        std::to_string(mark.column + 1)) +
+    throw InputError(file + (mark.is_null() ? "" : ":" + mark_text(mark)) +
                      ": a second YAML document ('---'): a sweep file is one document; split it into files");
   }
+  const auto root = documents.empty() ? YAML::Node() : documents.front();  // empty text: null, as Load
+  check_unique_keys(root, file, "");
   return root;
 }
 
