@@ -20,13 +20,14 @@ namespace {
 
 constexpr const char* kMarker = ".tmp-";
 
-// fsync of a file or a folder (opened read-only: Linux flushes the inode either way).
-bool sync_path(const std::string& path, int flags) {
+// fsync of a file or a folder (opened read-only: Linux flushes the inode either way); 0 or the
+// errno of what failed, taken before close() can change it.
+int sync_path(const std::string& path, int flags) {
   const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) return false;
-  const bool ok = ::fsync(fd) == 0 || errno == EINVAL;  // some file systems cannot sync folders
+  if (fd < 0) return errno;
+  const int error = ::fsync(fd) == 0 || errno == EINVAL ? 0 : errno;  // some file systems cannot sync folders
   ::close(fd);
-  return ok;
+  return error;
 }
 
 }  // namespace
@@ -68,8 +69,8 @@ std::string temporary_path(const std::string& path) {
 void publish_file(const std::string& tmp, const std::string& path) {
   std::error_code ec;
   std::string failure;
-  if (!sync_path(tmp, O_RDONLY)) {
-    failure = std::string("cannot flush it to disk: ") + std::strerror(errno);
+  if (const int error = sync_path(tmp, O_RDONLY)) {
+    failure = std::string("cannot flush it to disk: ") + std::strerror(error);
   } else {
     fs::rename(tmp, path, ec);
     if (ec) failure = ec.message();

@@ -396,7 +396,7 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
       for (const auto* c : list) {
         const auto value = values_of(c)[*key_column];
         if (!value || !std::isfinite(*value)) continue;
-        if (!best || (metric_keys[*key_column].better == "higher" ? *value > best_value : *value < best_value)) {
+        if (!best || improves(metric_keys[*key_column].better == "higher", *value, best_value)) {
           best = c;
           best_value = *value;
         }

@@ -477,7 +477,7 @@ std::string render_html(const ReportTable& table, const RunStore& store,
         const double v = row[c].get<double>();
         if (!std::isfinite(v)) continue;
         ++count;
-        if (!best[c] || (higher ? v > *best[c] : v < *best[c])) best[c] = v;
+        if (!best[c] || improves(higher, v, *best[c])) best[c] = v;
       }
       if (count < 2) best[c].reset();  // one value is no comparison
     }

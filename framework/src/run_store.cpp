@@ -959,7 +959,7 @@ std::vector<std::pair<std::int64_t, std::int64_t>> RunStore::best_checkpoints(
     auto [it, added] = best.try_emplace(s.integer(0), candidate);
     if (added) {
       order.push_back(it->first);
-    } else if ((higher ? value > it->second.value : value < it->second.value) ||
+    } else if (improves(higher, value, it->second.value) ||
                (value == it->second.value && candidate.step < it->second.step)) {
       it->second = candidate;
     }

@@ -92,6 +92,12 @@ struct MetricRecord {
   std::string better = "lower";  // "lower" or "higher": which way the metric improves, as it declares
 };
 
+/// Whether `candidate` beats `incumbent` for a metric whose values improve upwards
+/// (`higher_is_better`, a MetricRecord's better == "higher") or downwards.
+inline bool improves(bool higher_is_better, double candidate, double incumbent) {
+  return higher_is_better ? candidate > incumbent : candidate < incumbent;
+}
+
 /// What a report's metric column holds: one metric, in one variant, from one sampler ("" for
 /// checkpoint-scope metrics such as test_loss).
 struct MetricKey {
