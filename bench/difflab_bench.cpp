@@ -14,14 +14,14 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "blas.hpp"
+#include "accel/blas.hpp"
 #include "difflab/errors.hpp"
 #include "difflab/linear.hpp"
-#include "difflab/registry.hpp"
-#include "engine.hpp"
-#include "run_store.hpp"
-#include "sweep_grid.hpp"
-#include "train_step.hpp"
+#include "loader/registry.hpp"
+#include "engine/engine.hpp"
+#include "store/run_store.hpp"
+#include "config/sweep_grid.hpp"
+#include "training/train_step.hpp"
 
 namespace {
 using namespace difflab;

@@ -12,15 +12,15 @@
 #include <torch/torch.h>
 
 #include "difflab/errors.hpp"
-#include "difflab/registry.hpp"
-#include "engine.hpp"
-#include "sweep_grid.hpp"
+#include "loader/registry.hpp"
+#include "engine/engine.hpp"
+#include "config/sweep_grid.hpp"
 
 namespace {
 
 // Grids up to this size run every code path (libFuzzer's loop-count features stop at 128); the
 // per-point cost of larger ones (~3 ms here under ASan) would only trip -timeout. The 100000-point
-// limit itself and big-grid speed are covered by tests/framework/test_sweep_grid.cpp.
+// limit itself and big-grid speed are covered by tests/framework/config/test_sweep_grid.cpp.
 constexpr std::size_t kMaxFuzzGridPoints = 256;
 
 [[noreturn]] void finding(const std::string& what) {

@@ -8,7 +8,7 @@
 #include <random>
 #include <sstream>
 
-#include "run_store.hpp"
+#include "store/run_store.hpp"
 
 namespace difflab::test {
 

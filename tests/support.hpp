@@ -6,7 +6,7 @@
 
 #include <torch/torch.h>
 
-#include "difflab/registry.hpp"
+#include "loader/registry.hpp"
 
 namespace difflab::test {
 

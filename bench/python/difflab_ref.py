@@ -43,7 +43,7 @@ def betas(name, timesteps=1000, beta_start=1e-4, beta_end=0.02):
 
 
 class Process:
-    """The forward process tables (framework/src/diffusion.cpp): float64 math, float32 tables."""
+    """The forward process tables (framework/src/api/diffusion.cpp): float64 math, float32 tables."""
 
     def __init__(self, b):
         alphas = 1.0 - b
@@ -94,7 +94,7 @@ def gmm2d(n, seed, components=8, radius=5.0, std=0.2):
     return (means.index_select(0, labels) + std * noise).to(torch.float32).contiguous()
 
 
-# --- training (framework/src/train_step.cpp and the engine's epoch loop) ----------------------
+# --- training (framework/src/training/train_step.cpp and the engine's epoch loop) ----------------------
 def train_step(model, process, optimizer, x0, gen):
     t = torch.randint(0, process.T, (x0.shape[0],), generator=gen)
     noise = torch.randn(x0.shape, generator=gen)

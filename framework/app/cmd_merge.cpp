@@ -6,7 +6,7 @@
 
 #include "commands.hpp"
 #include "difflab/errors.hpp"
-#include "store_merge.hpp"
+#include "store/store_merge.hpp"
 
 namespace difflab::app {
 

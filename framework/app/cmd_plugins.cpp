@@ -4,7 +4,7 @@
 
 #include "commands.hpp"
 #include "difflab/errors.hpp"
-#include "difflab/registry.hpp"
+#include "loader/registry.hpp"
 
 namespace difflab::app {
 

@@ -5,7 +5,7 @@
 
 #include "args.hpp"
 #include "difflab/errors.hpp"
-#include "report.hpp"
+#include "report/report.hpp"
 
 namespace difflab::app {
 

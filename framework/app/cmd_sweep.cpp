@@ -7,12 +7,12 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.hpp"
-#include "cuda_graphs.hpp"
+#include "accel/cuda_graphs.hpp"
 #include "difflab/errors.hpp"
-#include "engine.hpp"
-#include "local_launcher.hpp"
-#include "run_store.hpp"
-#include "slurm_launcher.hpp"
+#include "engine/engine.hpp"
+#include "launch/local_launcher.hpp"
+#include "store/run_store.hpp"
+#include "launch/slurm_launcher.hpp"
 
 namespace difflab::app {
 namespace {

@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
-#include "engine.hpp"
+#include "engine/engine.hpp"
 
 namespace difflab::app {
 

@@ -4,8 +4,8 @@
 #include <vector>
 
 #include "args.hpp"
-#include "progress.hpp"
-#include "sweep_grid.hpp"
+#include "progress/progress.hpp"
+#include "config/sweep_grid.hpp"
 
 namespace difflab::app {
 

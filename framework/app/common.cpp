@@ -6,12 +6,12 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "blas.hpp"
+#include "accel/blas.hpp"
 #include "commands.hpp"
 #include "difflab/errors.hpp"
 #include "difflab/linear.hpp"
-#include "difflab/registry.hpp"
-#include "engine.hpp"
+#include "loader/registry.hpp"
+#include "engine/engine.hpp"
 
 namespace difflab::app {
 

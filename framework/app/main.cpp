@@ -6,7 +6,7 @@
 
 #include "commands.hpp"
 #include "difflab/errors.hpp"
-#include "difflab/registry.hpp"
+#include "loader/registry.hpp"
 
 namespace {
 

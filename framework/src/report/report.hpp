@@ -1,0 +1,92 @@
+#pragma once
+// `runner report`: one row per run, the sweep axes as columns, then each metric per sampler.
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "store/run_store.hpp"
+
+namespace difflab {
+
+enum class ReportFormat { table, markdown, csv, json, html };
+
+/// Which checkpoint's values a run's row shows.
+/// - final: the run's last checkpoint that has metric values (else its last checkpoint).
+/// - best: the key column is the first of wasserstein, fid, mmd, test_loss that the report has
+///   (that metric's first column), else the first metric column; each run shows the checkpoint
+///   with the lowest finite value in it (the earliest on ties) and all of that checkpoint's
+///   values, or its final checkpoint when it has no such value. Tables name the key column.
+/// - all: one row per (run, checkpoint).
+enum class CheckpointChoice { final, best, all };
+
+struct ReportOptions {
+  std::string sweep;  // "" = every sweep in the store
+  ReportFormat format = ReportFormat::table;
+  CheckpointChoice checkpoint = CheckpointChoice::final;
+  /// html: the folder holding vega.min.js, vega-lite.min.js and vega-embed.min.js; "" looks
+  /// where the build and the install put them (see find_chart_bundles).
+  std::string chart_dir;
+};
+
+ReportFormat parse_report_format(const std::string& name);  // "md" too; InputError when unknown
+CheckpointChoice parse_checkpoint_choice(const std::string& name);  // InputError when unknown
+
+// How a column's cells are printed: axes compactly, metrics to 4 significant digits in tables.
+enum class ReportColumnKind { text, integer, axis, metric };
+
+struct ReportColumn {
+  std::string header;
+  ReportColumnKind kind;
+  std::string metric;  // metric columns: the metric's name ("mmd"), else ""
+  bool higher_is_better = false;  // metric columns: as the metric's values declare
+};
+
+/// The comparison every format renders (see render_report for its rows and columns), with the
+/// records it came from, read in one snapshot of the store.
+struct ReportTable {
+  std::vector<SweepRecord> sweeps;
+  std::vector<RunRecord> runs;
+  std::vector<CheckpointRecord> checkpoints;  // every one, or (final, best) those rows may show
+  std::vector<MetricRecord> metrics;          // the values of `checkpoints`
+  std::vector<std::pair<std::int64_t, LossRecord>> losses;  // html only: (run id, loss)
+  std::vector<ArtifactRecord> artifacts;                     // html only
+  std::vector<ReportColumn> columns;
+  std::vector<std::vector<nlohmann::ordered_json>> rows;  // null = no value
+  std::vector<std::size_t> row_run;           // per row: its run's index in `runs`
+  std::vector<std::int64_t> row_checkpoint;   // per row: the checkpoint shown, 0 for none
+  std::optional<std::size_t> best_key;        // --checkpoint best: the column that chose
+  std::string footer;                         // "best checkpoint per run: lowest ..." or ""
+};
+
+/// Reads the store and builds the table: every checkpoint and metric value for `all` and html,
+/// else only those of the checkpoints the rows show (found by index: RunStore::has_report_index).
+/// InputError for a sweep name not in the store; no rows when the store has no runs (for it).
+ReportTable make_report_table(const RunStore& store, const ReportOptions& options);
+
+/// A cell as text: metric values to 4 significant digits, or every digit with `full`; "" for null.
+std::string report_cell_text(const nlohmann::ordered_json& value, ReportColumnKind kind, bool full);
+
+/// Renders the comparison of the store's runs: rows by sweep then grid index; columns `sweep`
+/// (all sweeps, when there are several), `run` (grid index), each axis, `status`, `epoch`, one
+/// per metric ("test_loss", "mmd[ddpm]", "fid{variant}[ddpm]" when fid has several variants),
+/// and `reason` last when a shown run failed. Metric columns: checkpoint-scope ones first, then
+/// grouped by metric, metrics and samplers in the order they were first recorded. Missing values:
+/// "-" in tables, empty in CSV, null in JSON. InputError for a sweep name not in the store; an
+/// empty store gives "no runs recorded" (`[]` in JSON, nothing in CSV).
+std::string render_report(const RunStore& store, const ReportOptions& options);
+
+/// The self-contained HTML page of `table` (report_html.cpp): the sortable table, Vega-Lite
+/// charts of the losses and of every metric per checkpoint, each run's latest pictures, all
+/// inlined. Without chart bundles in `chart_dir` the page says charts are unavailable.
+std::string render_html(const ReportTable& table, const RunStore& store,
+                        const ReportOptions& options);
+
+/// The first folder holding the three chart bundles: `preferred` when given (and nothing else),
+/// else $DIFFLAB_CHART_DIR, <runner>/../share/difflab/charts, the install prefix's and the build
+/// tree's folder. "" when none has them.
+std::string find_chart_bundles(const std::string& preferred);
+
+}  // namespace difflab

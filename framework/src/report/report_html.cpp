@@ -1,0 +1,402 @@
+// render_html: the report as one self-contained page (table, Vega-Lite charts, pictures).
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+
+#include "report/report.hpp"
+#include "report/report_assets.hpp"
+
+namespace difflab {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::ordered_json;
+
+const char* const kBundles[] = {"vega.min.js", "vega-lite.min.js", "vega-embed.min.js"};
+// Points of one run's loss curve in the chart: longer curves are thinned evenly (last kept).
+constexpr std::size_t kMaxLossPoints = 1500;
+
+std::string escape_html(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// JSON inside <script>: "</" becomes "<\/" (the same string to JSON), so no "</script" ends
+// the element early.
+std::string json_script_safe(std::string text) {
+  for (std::size_t at = 0; (at = text.find("</", at)) != std::string::npos; at += 3) {
+    text.replace(at, 2, "<\\/");
+  }
+  return text;
+}
+
+// JavaScript inside <script>: only "</script" (any case) is rewritten; any other "</" may be in a
+// regex literal such as /</g, whose meaning "<\/" would change.
+std::string script_safe(std::string text) {
+  for (std::size_t at = 0; (at = text.find("</", at)) != std::string::npos; at += 2) {
+    std::string word = text.substr(at + 2, 6);
+    for (auto& c : word) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (word == "script") text.replace(at, 2, "<\\/");
+  }
+  return text;
+}
+
+std::string base64(const std::string& bytes) {
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const unsigned v = static_cast<unsigned char>(bytes[i]) << 16 |
+                       static_cast<unsigned char>(bytes[i + 1]) << 8 |
+                       static_cast<unsigned char>(bytes[i + 2]);
+    out += {kAlphabet[v >> 18], kAlphabet[(v >> 12) & 63], kAlphabet[(v >> 6) & 63],
+            kAlphabet[v & 63]};
+  }
+  if (i + 1 == bytes.size()) {
+    const unsigned v = static_cast<unsigned char>(bytes[i]) << 16;
+    out += {kAlphabet[v >> 18], kAlphabet[(v >> 12) & 63], '=', '='};
+  } else if (i + 2 == bytes.size()) {
+    const unsigned v =
+        static_cast<unsigned char>(bytes[i]) << 16 | static_cast<unsigned char>(bytes[i + 1]) << 8;
+    out += {kAlphabet[v >> 18], kAlphabet[(v >> 12) & 63], kAlphabet[(v >> 6) & 63], '='};
+  }
+  return out;
+}
+
+bool read_file(const fs::path& path, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream text;
+  text << in.rdbuf();
+  out = text.str();
+  return static_cast<bool>(in) || in.eof();
+}
+
+bool has_bundles(const fs::path& dir) {
+  std::error_code ec;
+  for (const char* name : kBundles) {
+    if (!fs::is_regular_file(dir / name, ec)) return false;
+  }
+  return true;
+}
+
+fs::path runner_folder() {
+  std::error_code ec;
+  const auto exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path() : exe.parent_path();
+}
+
+// "#3 cosine_beta, 0.001": the grid index and the axis values, as legends and captions say.
+std::string run_label(const RunRecord& run, bool with_sweep, const std::string& sweep) {
+  std::string label = (with_sweep ? sweep + " " : std::string()) + "#" + std::to_string(run.grid_index);
+  const auto axes = Json::parse(run.axes_json, nullptr, false);
+  if (axes.is_object() && !axes.empty()) {
+    std::string values;
+    for (const auto& item : axes.items()) {
+      values += (values.empty() ? "" : ", ") + report_cell_text(item.value(), ReportColumnKind::axis, false);
+    }
+    label += " " + values;
+  }
+  return label;
+}
+
+struct Picture {
+  std::string sampler, kind, path;
+};
+
+std::string picture_html(const Picture& p) {
+  std::string bytes;
+  const bool gif = p.kind == "reverse_gif";
+  std::string caption = p.sampler.empty() ? std::string() : p.sampler + ": ";
+  if (p.kind == "scatter_png") caption += "samples (blue) over the data (grey)";
+  if (p.kind == "samples_grid_png") caption += "samples";
+  if (p.kind == "reverse_gif") caption += "the reverse process, x_T to x_0";
+  if (p.kind == "progression_png") caption += "the reverse process of one sample, x_T to x_0";
+  if (!read_file(p.path, bytes)) {
+    return "<figure><div class=\"note\">missing file " + escape_html(p.path) +
+           "</div><figcaption>" + escape_html(caption) + "</figcaption></figure>";
+  }
+  return "<figure><img alt=\"" + escape_html(caption) + "\" src=\"data:image/" +
+         (gif ? "gif" : "png") + ";base64," + base64(bytes) + "\"><figcaption>" +
+         escape_html(caption) + "</figcaption></figure>";
+}
+
+}  // namespace
+
+std::string find_chart_bundles(const std::string& preferred) {
+  if (!preferred.empty()) return has_bundles(preferred) ? preferred : std::string();
+  std::vector<fs::path> candidates;
+  if (const char* env = std::getenv("DIFFLAB_CHART_DIR"); env && *env) candidates.emplace_back(env);
+#ifdef DIFFLAB_INSTALL_CHART_SUBDIR
+  if (const auto bin = runner_folder(); !bin.empty()) {
+    candidates.push_back(bin.parent_path() / DIFFLAB_INSTALL_CHART_SUBDIR);
+  }
+#endif
+#ifdef DIFFLAB_INSTALL_CHART_DIR
+  candidates.emplace_back(DIFFLAB_INSTALL_CHART_DIR);
+#endif
+#ifdef DIFFLAB_BUILD_CHART_DIR
+  candidates.emplace_back(DIFFLAB_BUILD_CHART_DIR);
+#endif
+  for (const auto& dir : candidates) {
+    if (has_bundles(dir)) return dir.string();
+  }
+  return "";
+}
+
+std::string render_html(const ReportTable& table, const RunStore& store,
+                        const ReportOptions& options) {
+  const auto& runs = table.runs;
+  std::unordered_map<std::int64_t, std::string> sweep_name;
+  for (const auto& s : table.sweeps) sweep_name[s.id] = s.name;
+  std::set<std::int64_t> shown_sweeps;
+  for (const auto& r : runs) shown_sweeps.insert(r.sweep_id);
+  const bool with_sweep = shown_sweeps.size() > 1;
+  std::unordered_map<std::int64_t, std::size_t> run_index;
+  std::vector<std::string> labels;
+  Json run_order = Json::array();
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    run_index[runs[i].id] = i;
+    labels.push_back(run_label(runs[i], with_sweep, sweep_name[runs[i].sweep_id]));
+    run_order.push_back(labels.back());
+  }
+  std::unordered_map<std::int64_t, const CheckpointRecord*> checkpoint_of;
+  for (const auto& c : table.checkpoints) checkpoint_of[c.id] = &c;
+
+  // Chart data: losses thinned per run, metric values per (metric, variant) chart.
+  Json losses = Json::array();
+  for (std::size_t begin = 0; begin < table.losses.size();) {
+    std::size_t end = begin;
+    while (end < table.losses.size() && table.losses[end].first == table.losses[begin].first) ++end;
+    const auto it = run_index.find(table.losses[begin].first);
+    const std::size_t count = end - begin;
+    const std::size_t stride = (count + kMaxLossPoints - 1) / kMaxLossPoints;
+    for (std::size_t i = begin; it != run_index.end() && i < end; ++i) {
+      if ((i - begin) % stride != 0 && i + 1 != end) continue;
+      const auto& l = table.losses[i].second;
+      losses.push_back({{"run", labels[it->second]}, {"step", l.step}, {"epoch", l.epoch},
+                        {"loss", std::isfinite(l.loss) ? Json(l.loss) : Json()}});
+    }
+    begin = end;
+  }
+  std::map<std::pair<std::string, std::string>, std::size_t> chart_of;
+  std::vector<std::set<std::string>> chart_samplers;
+  Json charts = Json::array(), metric_points = Json::array();
+  for (const auto& m : table.metrics) {
+    const auto c = checkpoint_of.find(m.checkpoint_id);
+    if (c == checkpoint_of.end()) continue;
+    const auto r = run_index.find(c->second->run_id);
+    if (r == run_index.end()) continue;
+    const auto key = std::make_pair(m.metric, m.variant);
+    auto chart = chart_of.find(key);
+    if (chart == chart_of.end()) {
+      chart = chart_of.emplace(key, charts.size()).first;
+      charts.push_back({{"metric", m.metric}, {"variant", m.variant},
+                        {"higher", m.better == "higher"}});
+      chart_samplers.emplace_back();
+    }
+    chart_samplers[chart->second].insert(m.sampler);
+    metric_points.push_back({{"run", labels[r->second]},
+                             {"sampler", m.sampler.empty() ? std::string("(model)") : m.sampler},
+                             {"chart", chart->second}, {"epoch", c->second->epoch},
+                             {"step", c->second->step},
+                             {"value", std::isfinite(m.value) ? Json(m.value) : Json()}});
+  }
+  for (std::size_t i = 0; i < charts.size(); ++i) charts[i]["samplers"] = chart_samplers[i].size();
+  const Json data = {{"run_order", run_order}, {"losses", losses}, {"charts", charts},
+                     {"metrics", metric_points}};
+
+  const auto bundle_dir = find_chart_bundles(options.chart_dir);
+  std::string bundles;
+  for (const char* name : kBundles) {
+    std::string text;
+    if (bundle_dir.empty() || !read_file(fs::path(bundle_dir) / name, text)) {
+      bundles.clear();
+      break;
+    }
+    bundles += "<script>" + script_safe(text) + "</script>\n";
+  }
+
+  int done = 0, failed = 0, running = 0, pending = 0;
+  for (const auto& r : runs) {
+    done += r.status == RunStatus::done;
+    failed += r.status == RunStatus::failed;
+    running += r.status == RunStatus::running;
+    pending += r.status == RunStatus::pending;
+  }
+  std::string sweeps_text;
+  for (const auto id : shown_sweeps) sweeps_text += (sweeps_text.empty() ? "" : ", ") + sweep_name[id];
+
+  std::string html = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
+  html += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
+  html += "<title>difflab report: " + escape_html(sweeps_text.empty() ? "no runs" : sweeps_text) +
+          "</title>\n<style>" + kReportStyle + "</style>\n";
+  html += "<script>" + std::string(kReportErrorCatcher) + "</script>\n" + bundles + "</head>\n<body>\n";
+  html += "<header><h1>difflab report" +
+          (sweeps_text.empty() ? std::string() : ": " + escape_html(sweeps_text)) + "</h1>\n";
+  html += "<div class=\"meta\">" + escape_html(store.path()) + " &middot; written " + utc_now("%Y-%m-%d %H:%M UTC") +
+          " &middot; checkpoint shown: " +
+          (options.checkpoint == CheckpointChoice::final  ? "final"
+           : options.checkpoint == CheckpointChoice::best ? "best"
+                                                          : "all") +
+          "</div>\n<div class=\"counts\"><span><b>" + std::to_string(runs.size()) +
+          "</b> runs</span><span><b>" + std::to_string(done) + "</b> done</span><span><b>" +
+          std::to_string(failed) + "</b> failed</span>" +
+          (running ? "<span><b>" + std::to_string(running) + "</b> running</span>" : "") +
+          (pending ? "<span><b>" + std::to_string(pending) + "</b> pending</span>" : "") +
+          "</div>\n";
+  if (bundles.empty()) {
+    html += "<div class=\"banner\" id=\"charts-unavailable\">Charts unavailable: the Vega-Lite "
+            "bundles were not found when this report was written (the build fetches them with "
+            "npm). The table and the pictures below are complete.</div>\n";
+  }
+  html += "</header>\n<main>\n";
+
+  // The comparison table: the best value of each metric column marked, failed runs in red.
+  html += "<h2>Runs</h2>\n";
+  if (runs.empty()) {
+    html += "<p class=\"note\">no runs recorded in " + escape_html(store.path()) +
+            (options.sweep.empty() ? std::string() : " for sweep '" + escape_html(options.sweep) + "'") +
+            "</p>\n";
+  } else {
+    std::vector<std::optional<double>> best(table.columns.size());
+    for (std::size_t c = 0; c < table.columns.size(); ++c) {
+      if (table.columns[c].kind != ReportColumnKind::metric) continue;
+      const bool higher = table.columns[c].higher_is_better;
+      int count = 0;
+      for (const auto& row : table.rows) {
+        if (!row[c].is_number()) continue;
+        const double v = row[c].get<double>();
+        if (!std::isfinite(v)) continue;
+        ++count;
+        if (!best[c] || improves(higher, v, *best[c])) best[c] = v;
+      }
+      if (count < 2) best[c].reset();  // one value is no comparison
+    }
+    html += "<p class=\"note\">Click a header to sort. The best value of each metric column is "
+            "marked green (the lowest, or the highest where the metric improves upwards).";
+    if (!table.footer.empty()) html += " " + escape_html(table.footer);
+    html += "</p>\n<div class=\"table-wrap\"><table class=\"runs\" id=\"runs\">\n<thead><tr>";
+    for (const auto& column : table.columns) {
+      const bool num = column.kind == ReportColumnKind::integer || column.kind == ReportColumnKind::metric;
+      html += std::string("<th") + (num ? " class=\"num\"" : "") + ">" + escape_html(column.header) +
+              "<span class=\"arrow\"></span></th>";
+    }
+    html += "</tr></thead>\n<tbody>\n";
+    for (std::size_t r = 0; r < table.rows.size(); ++r) {
+      const auto& run = runs[table.row_run[r]];
+      const std::string status = run_status_name(run.status);
+      html += "<tr class=\"run " + status + "\" data-run=\"" + std::to_string(run.grid_index) + "\">";
+      for (std::size_t c = 0; c < table.columns.size(); ++c) {
+        const auto& column = table.columns[c];
+        const auto& value = table.rows[r][c];
+        const bool num = column.kind == ReportColumnKind::integer || column.kind == ReportColumnKind::metric;
+        std::string classes = num ? "num" : "";
+        if (column.header == "reason" && column.kind == ReportColumnKind::text) classes = "reason";
+        if (best[c] && value.is_number() && value.get<double>() == *best[c]) classes += " best";
+        const auto sort_value = report_cell_text(value, column.kind, true);
+        std::string text = value.is_null() ? "&ndash;" : escape_html(report_cell_text(value, column.kind, false));
+        if (column.header == "status" && column.kind == ReportColumnKind::text) {
+          text = "<span class=\"status " + status + "\">" + text + "</span>";
+        }
+        html += "<td" + (classes.empty() ? std::string() : " class=\"" + classes + "\"") +
+                " data-v=\"" + escape_html(sort_value) + "\">" + text + "</td>";
+      }
+      html += "</tr>\n";
+    }
+    html += "</tbody></table></div>\n";
+  }
+
+  html += "<h2>Training loss</h2>\n";
+  if (losses.empty()) {
+    html += "<p class=\"note\">no training losses recorded</p>\n";
+  } else {
+    html += "<label class=\"toggle\"><input type=\"checkbox\" id=\"loss-log\" checked> log scale</label>\n"
+            "<div class=\"chart\" id=\"chart-loss\" data-state=\"pending\"></div>\n";
+  }
+  html += "<h2>Metrics per checkpoint</h2>\n";
+  if (charts.empty()) {
+    html += "<p class=\"note\">no metric values recorded</p>\n";
+  } else {
+    html += "<p class=\"note\">One chart per metric: a line per run (colour) and sampler "
+            "(dash).</p>\n<div class=\"charts\">\n";
+    for (std::size_t i = 0; i < charts.size(); ++i) {
+      const auto& variant = charts[i]["variant"].get<std::string>();
+      html += "<div class=\"card-chart\"><h3>" + escape_html(charts[i]["metric"].get<std::string>()) +
+              (variant.empty() ? std::string() : " <small>" + escape_html(variant) + "</small>") +
+              "</h3><div class=\"chart\" id=\"chart-metric-" + std::to_string(i) +
+              "\" data-state=\"pending\"></div></div>\n";
+    }
+    html += "</div>\n";
+  }
+
+  // Pictures: each run's latest checkpoint that has any, in the order they were recorded.
+  static const std::set<std::string> kPictureKinds = {"scatter_png", "samples_grid_png",
+                                                      "reverse_gif", "progression_png"};
+  std::vector<const CheckpointRecord*> latest(runs.size(), nullptr);
+  for (const auto& a : table.artifacts) {
+    if (!kPictureKinds.count(a.kind)) continue;
+    const auto c = checkpoint_of.find(a.checkpoint_id);
+    if (c == checkpoint_of.end()) continue;
+    const auto r = run_index.find(c->second->run_id);
+    if (r == run_index.end()) continue;
+    auto& l = latest[r->second];
+    if (!l || c->second->step > l->step) l = c->second;
+  }
+  std::unordered_map<std::int64_t, std::vector<Picture>> pictures;  // by checkpoint id
+  for (const auto& a : table.artifacts) {
+    if (kPictureKinds.count(a.kind)) pictures[a.checkpoint_id].push_back({a.sampler, a.kind, a.path});
+  }
+  html += "<h2>Samples</h2>\n<p class=\"note\">Each run's latest checkpoint with pictures: 2-D "
+          "runs show their samples over the data and the reverse process of the first sampler "
+          "as an animation; image runs their sample grid and the denoising strip.</p>\n"
+          "<div class=\"runs-pictures\">\n";
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const auto& run = runs[i];
+    const std::string status = run_status_name(run.status);
+    html += "<div class=\"run-card\" data-run=\"" + std::to_string(run.grid_index) + "\"><h3>" +
+            escape_html(labels[i]) + " <span class=\"status " + status + "\">" + status + "</span>";
+    if (latest[i]) html += " <small>epoch " + std::to_string(latest[i]->epoch) + "</small>";
+    html += "</h3>\n";
+    if (run.status == RunStatus::failed) {
+      html += "<p class=\"note\">failed: " + escape_html(run.reason) + "</p>\n";
+    }
+    if (!latest[i]) {
+      html += "<p class=\"note\">no pictures recorded</p>\n";
+    } else {
+      html += "<div class=\"pics\">";
+      for (const auto& p : pictures[latest[i]->id]) html += picture_html(p);
+      html += "</div>\n";
+    }
+    html += "</div>\n";
+  }
+  html += "</div>\n<pre id=\"errors\"></pre>\n</main>\n";
+  html += "<script type=\"application/json\" id=\"difflab-data\">" + json_script_safe(data.dump()) +
+          "</script>\n<script>" + kReportScript + "</script>\n</body>\n</html>\n";
+  return html;
+}
+
+}  // namespace difflab

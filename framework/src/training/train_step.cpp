@@ -1,0 +1,49 @@
+#include "training/train_step.hpp"
+
+namespace difflab {
+
+void clip_grad_norm_on_device(const std::vector<torch::Tensor>& parameters, double max_norm) {
+  std::vector<torch::Tensor> norms;
+  for (const auto& p : parameters) {
+    if (p.grad().defined()) norms.push_back(p.grad().norm(2));
+  }
+  if (norms.empty()) return;
+  const auto total = torch::stack(norms).norm(2);
+  const auto scale = torch::clamp_max(max_norm / (total + 1e-6), 1.0);
+  for (const auto& p : parameters) {
+    if (p.grad().defined()) p.grad().mul_(scale);
+  }
+}
+
+TrainStep::TrainStep(Denoiser& model, const DiffusionProcess& process,
+                     torch::optim::Optimizer& optimizer, double grad_clip, double label_dropout)
+    : model_(model), process_(process), optimizer_(optimizer), grad_clip_(grad_clip),
+      label_dropout_(label_dropout), parameters_(model.parameters()) {}
+
+torch::Tensor denoising_loss(Denoiser& model, const DiffusionProcess& process, const torch::Tensor& x0,
+                             const torch::Tensor& labels, torch::Generator& generator,
+                             double label_dropout) {
+  const auto t = torch::randint(0, process.timesteps(), {x0.size(0)}, generator,
+                                x0.options().dtype(torch::kLong));
+  const auto noise = torch::randn(x0.sizes(), generator, x0.options());
+  const auto x_t = process.q_sample(x0, t, noise);
+  auto cond_labels = labels;
+  if (labels.defined() && label_dropout > 0) {  // drawn from the run's generator: resumable
+    const auto drop = torch::rand({x0.size(0)}, generator, x0.options()) < label_dropout;
+    cond_labels = torch::where(drop, torch::full_like(labels, -1), labels);
+  }
+  const auto output = model.forward(x_t, t.to(torch::kFloat32), Conditioning{cond_labels});
+  return torch::mse_loss(output, process.target(model.prediction(), x0, noise, t));
+}
+
+torch::Tensor TrainStep::operator()(const torch::Tensor& x0, const torch::Tensor& labels,
+                                    torch::Generator& generator) {
+  const auto loss = denoising_loss(model_, process_, x0, labels, generator, label_dropout_);
+  optimizer_.zero_grad();
+  loss.backward();
+  if (grad_clip_ > 0) clip_grad_norm_on_device(parameters_, grad_clip_);
+  optimizer_.step();
+  return loss.detach();
+}
+
+}  // namespace difflab
