@@ -10,7 +10,7 @@ using namespace difflab::image_metrics;
 class Fid final : public Metric {
  public:
   explicit Fid(const Options& o)
-      : slot_(o.text("network"), feature_net_config(o)), reference_(o.text("reference")) {}
+      : slot_(o), reference_(o.text("reference")) {}
 
   std::vector<MetricValue> evaluate(const MetricContext& ctx) const override {
     const auto& split = reference_ == "train" ? ctx.train : ctx.test;
@@ -28,8 +28,7 @@ class Fid final : public Metric {
 }  // namespace
 
 DIFFLAB_PLUGIN(registrar) {
-  auto options = extractor_options("TorchScript Inception file (inception-2015-12-05.pt); empty: "
-                                   "difflab's feature network trained on the dataset's labels");
+  auto options = inception_options("difflab's feature network trained on the dataset's labels");
   options.push_back(OptionSpec::text("reference", "test", "the data split compared against", {"test", "train"}));
   registrar.add_metric({"fid", "1.0.0", "Frechet distance of sample and data features", options},
                        [](const Options& o) { return std::make_unique<Fid>(o); });

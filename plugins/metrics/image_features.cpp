@@ -315,6 +315,10 @@ std::vector<OptionSpec> extractor_options(const std::string& network_help) {
                            "else ~/.cache/difflab)")};
 }
 
+std::vector<OptionSpec> inception_options(const std::string& without_network) {
+  return extractor_options("TorchScript Inception file (inception-2015-12-05.pt); empty: " + without_network);
+}
+
 FeatureNetConfig feature_net_config(const Options& options) {
   FeatureNetConfig config;
   config.steps = options.integer("feature_steps");
@@ -334,6 +338,9 @@ ExtractorSlot::ExtractorSlot(std::string network, FeatureNetConfig config)
     : network_(std::move(network)), config_(std::move(config)) {
   if (!network_.empty()) extractor_ = load_inception(network_);  // a bad path fails validation
 }
+
+ExtractorSlot::ExtractorSlot(const Options& options)
+    : ExtractorSlot(options.text("network"), feature_net_config(options)) {}
 
 FeatureExtractor& ExtractorSlot::get(const DataSplit& train) {
   if (!extractor_) extractor_ = difflab_feature_net(train, config_);

@@ -46,6 +46,9 @@ struct FeatureNetConfig {
 /// The options every image metric takes for its extractor: network (what `network_help` says),
 /// feature_steps and cache_dir.
 std::vector<OptionSpec> extractor_options(const std::string& network_help);
+/// extractor_options for a metric whose `network` is a TorchScript Inception (fid, kid,
+/// inception_score); `without_network` says what it uses when none is given.
+std::vector<OptionSpec> inception_options(const std::string& without_network);
 FeatureNetConfig feature_net_config(const Options& options);
 
 /// The TorchScript module at `path`, in eval mode on the CPU. InputError naming the file when it
@@ -68,6 +71,8 @@ std::shared_ptr<FeatureExtractor> difflab_feature_net(const DataSplit& train, co
 class ExtractorSlot {
  public:
   ExtractorSlot(std::string network, FeatureNetConfig config);
+  /// The extractor that a metric's extractor_options ask for.
+  explicit ExtractorSlot(const Options& options);
   FeatureExtractor& get(const DataSplit& train);
   /// The extractor's features of `images`, remembered for the last tensor asked (the test split
   /// is the same tensor at every checkpoint of a run).

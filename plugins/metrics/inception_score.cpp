@@ -12,7 +12,7 @@ using namespace difflab::image_metrics;
 class InceptionScore final : public Metric {
  public:
   explicit InceptionScore(const Options& o)
-      : slot_(o.text("network"), feature_net_config(o)), splits_(o.integer("splits")) {}
+      : slot_(o), splits_(o.integer("splits")) {}
 
   std::vector<MetricValue> evaluate(const MetricContext& ctx) const override {
     auto& extractor = slot_.get(ctx.train);
@@ -29,8 +29,7 @@ class InceptionScore final : public Metric {
 }  // namespace
 
 DIFFLAB_PLUGIN(registrar) {
-  auto options = extractor_options("TorchScript Inception file (inception-2015-12-05.pt); empty: "
-                                   "difflab's feature network's classifier");
+  auto options = inception_options("difflab's feature network's classifier");
   options.push_back(OptionSpec::integer("splits", 10, "splits of the samples, rows [i N / s, (i + 1) N / s), scores averaged").at_least(1));
   registrar.add_metric({"inception_score", "1.1.0", "Inception score of the samples", options},
                        [](const Options& o) { return std::make_unique<InceptionScore>(o); });

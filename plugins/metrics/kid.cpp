@@ -12,7 +12,7 @@ using namespace difflab::image_metrics;
 class Kid final : public Metric {
  public:
   explicit Kid(const Options& o)
-      : slot_(o.text("network"), feature_net_config(o)),
+      : slot_(o),
         subsets_(o.integer("subsets")),
         subset_size_(o.integer("subset_size")) {}
 
@@ -35,8 +35,7 @@ class Kid final : public Metric {
 }  // namespace
 
 DIFFLAB_PLUGIN(registrar) {
-  auto options = extractor_options("TorchScript Inception file (inception-2015-12-05.pt); empty: "
-                                   "difflab's feature network trained on the dataset's labels");
+  auto options = inception_options("difflab's feature network trained on the dataset's labels");
   options.push_back(OptionSpec::integer("subsets", 100, "random subsets averaged").at_least(1));
   options.push_back(OptionSpec::integer("subset_size", 1000, "rows per subset (capped by the set sizes)").at_least(2));
   registrar.add_metric({"kid", "1.0.0", "kernel distance (unbiased MMD^2, cubic kernel) of features", options},

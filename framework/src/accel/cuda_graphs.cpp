@@ -51,14 +51,24 @@ State& adam_state(torch::optim::Optimizer& optimizer, const torch::Tensor& param
 }
 
 #if DIFFLAB_CUDA_GRAPHS
-// Captures `work` on a side stream (captures cannot use the legacy default stream).
+// Runs `work` on a side stream of `device`, the device synchronised before and after: captures
+// cannot use the legacy default stream, and warm-up runs where the capture will.
 template <typename Work>
-void capture(at::cuda::CUDAGraph& graph, const std::vector<torch::Generator>& generators, torch::Device device,
-             Work&& work) {
+void on_side_stream(torch::Device device, Work&& work) {
   auto stream = c10::cuda::getStreamFromPool(false, device.index());
   c10::cuda::device_synchronize();
   {
     c10::cuda::CUDAStreamGuard guard(stream);
+    work();
+  }
+  c10::cuda::device_synchronize();
+}
+
+// Captures `work` on a side stream.
+template <typename Work>
+void capture(at::cuda::CUDAGraph& graph, const std::vector<torch::Generator>& generators, torch::Device device,
+             Work&& work) {
+  on_side_stream(device, [&] {
     for (const auto& generator : generators) graph.register_generator_state(generator);
     graph.capture_begin();
     try {
@@ -72,8 +82,7 @@ void capture(at::cuda::CUDAGraph& graph, const std::vector<torch::Generator>& ge
       throw;
     }
     graph.capture_end();
-  }
-  c10::cuda::device_synchronize();
+  });
 }
 #endif
 
@@ -207,13 +216,7 @@ void ReplayedWork::operator()(const std::vector<torch::Generator>& generators, t
     if (graph_ && graph_->generators != ids) graph_.reset();
     if (warmup_left_ > 0) {
       --warmup_left_;
-      auto stream = c10::cuda::getStreamFromPool(false, device.index());
-      c10::cuda::device_synchronize();
-      {
-        c10::cuda::CUDAStreamGuard guard(stream);
-        work_();
-      }
-      c10::cuda::device_synchronize();
+      on_side_stream(device, work_);
       return;
     }
     if (!graph_) {

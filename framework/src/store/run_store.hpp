@@ -1,5 +1,10 @@
 #pragma once
 // The SQLite store of sweeps, runs, checkpoints, losses and metric values (see README "Schema").
+// The store layer owns the database: its schema and migrations (schema.cpp), every write with its
+// transactions and claims (run_store.cpp), every read, the reports' bulk reads among them
+// (store_reads.cpp), and folding one store into another (store_merge.cpp); SQLite stays inside
+// it (sqlite_statement.hpp). It may use only the public API's errors.hpp and SQLite: nothing
+// above it, so any layer can read or write runs without pulling in reports or training.
 #include <cstdint>
 #include <functional>
 #include <limits>

@@ -1,0 +1,294 @@
+// make_report_table: the rows and columns every report format renders, read from the store in
+// one snapshot; the formats themselves are in report.cpp (text) and report_html.cpp (HTML).
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "api/did_you_mean.hpp"
+#include "difflab/errors.hpp"
+#include "report/report.hpp"
+
+namespace difflab {
+namespace {
+
+using Json = nlohmann::ordered_json;  // keeps axes and row keys in first-seen order
+using ColumnKind = ReportColumnKind;
+
+// The key metric of CheckpointChoice::best, in order of preference; else the first column.
+const std::vector<std::string> kBestMetrics = {"wasserstein", "fid", "mmd", "test_loss"};
+
+// A metric's header: "mmd", "mmd[ddpm]", or "fid{inception}[ddpm]" when fid has 2+ variants.
+std::string metric_header(const MetricKey& key, bool show_variant) {
+  std::string header = key.metric;
+  if (show_variant && !key.variant.empty()) header += "{" + key.variant + "}";
+  if (!key.sampler.empty()) header += "[" + key.sampler + "]";
+  return header;
+}
+
+// Metric columns: checkpoint-scope ones first, then grouped by metric; metrics, variants and
+// samplers each in the order they were first recorded (`recorded` is in that order).
+std::vector<MetricKey> column_order(const std::vector<MetricKey>& recorded) {
+  std::map<std::string, std::size_t> metric_rank, sampler_rank;
+  std::map<std::pair<std::string, std::string>, std::size_t> variant_rank;
+  for (const auto& k : recorded) {
+    metric_rank.emplace(k.metric, metric_rank.size());
+    variant_rank.emplace(std::make_pair(k.metric, k.variant), variant_rank.size());
+    sampler_rank.emplace(k.sampler, sampler_rank.size());
+  }
+  std::vector<MetricKey> keys = recorded;
+  std::sort(keys.begin(), keys.end(), [&](const MetricKey& a, const MetricKey& b) {
+    auto rank = [&](const MetricKey& k) {
+      return std::make_tuple(!k.sampler.empty(), metric_rank[k.metric],
+                             variant_rank[{k.metric, k.variant}], sampler_rank[k.sampler]);
+    };
+    return rank(a) < rank(b);
+  });
+  return keys;
+}
+
+// Best checkpoint rule: the key column is the first of wasserstein, fid, mmd, test_loss that
+// the report has (its first sampler's column), else the first metric column; per run, the
+// checkpoint with the best finite value there (lowest, or highest where the metric declares
+// higher is better; the earliest on ties); a run with no such
+// value shows its final checkpoint instead.
+std::optional<std::size_t> best_key_column(const std::vector<MetricKey>& columns) {
+  for (const auto& name : kBestMetrics) {
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      if (columns[i].metric == name) return i;
+    }
+  }
+  if (!columns.empty()) return 0;
+  return std::nullopt;
+}
+
+}  // namespace
+
+ReportTable make_report_table(const RunStore& store, const ReportOptions& options) {
+  // A few queries whatever the store's size: sweeps, runs, then every checkpoint and metric value
+  // (all, html: its charts show them) or, given the store's report index, only those of the
+  // checkpoint each run shows; html adds the losses and artifacts.
+  ReportTable table;
+  table.sweeps = store.sweeps();
+  const auto& sweeps = table.sweeps;
+  std::unordered_map<std::int64_t, std::string> sweep_names;
+  std::vector<std::string> names;
+  for (const auto& s : sweeps) {
+    sweep_names[s.id] = s.name;
+    names.push_back(s.name);
+  }
+  // An empty store is not an error (nothing ran yet), a mistyped sweep name is.
+  if (!options.sweep.empty() && !sweep_names.empty() &&
+      std::find(names.begin(), names.end(), options.sweep) == names.end()) {
+    std::string message = "no sweep named '" + options.sweep + "' in " + store.path();
+    if (auto guess = did_you_mean(options.sweep, names); !guess.empty()) {
+      message += " (did you mean '" + guess + "'?)";
+    } else {
+      std::string all;
+      for (const auto& n : names) all += (all.empty() ? "" : ", ") + n;
+      message += " (sweeps: " + all + ")";
+    }
+    throw InputError(message);
+  }
+
+  auto& runs = table.runs;
+  auto& checkpoints = table.checkpoints;
+  auto& metrics = table.metrics;
+  std::vector<MetricKey> recorded_keys;  // in the order each was first recorded
+  store.snapshot([&] {  // one consistent view while a sweep goes on writing
+    runs = store.runs(options.sweep);
+    // One checkpoint per run, without html's charts of every value: the store chooses the
+    // candidates by index, and the rules below pick from them what they would from them all.
+    const bool one_per_run = options.checkpoint != CheckpointChoice::all &&
+                             options.format != ReportFormat::html && store.has_report_index();
+    if (one_per_run) {
+      recorded_keys = store.metric_keys(options.sweep);
+      const auto final_ids = store.final_checkpoints(options.sweep);
+      std::vector<std::int64_t> ids;
+      if (options.checkpoint == CheckpointChoice::best) {
+        const auto columns = column_order(recorded_keys);
+        const auto key = best_key_column(columns);
+        const auto best_ids = key ? store.best_checkpoints(columns[*key])
+                                  : std::vector<std::pair<std::int64_t, std::int64_t>>{};
+        std::unordered_set<std::int64_t> shown_runs, with_best;
+        for (const auto& r : runs) shown_runs.insert(r.id);
+        for (const auto& [run, checkpoint] : best_ids) {
+          if (!shown_runs.count(run)) continue;  // another sweep's
+          with_best.insert(run);
+          ids.push_back(checkpoint);
+        }
+        for (const auto& [run, checkpoint] : final_ids) {
+          if (!with_best.count(run)) ids.push_back(checkpoint);
+        }
+      } else {
+        for (const auto& [run, checkpoint] : final_ids) ids.push_back(checkpoint);
+      }
+      checkpoints = store.checkpoints_with_ids(ids);
+      metrics = store.metrics_of_checkpoints(ids);
+    } else {
+      checkpoints = store.sweep_checkpoints(options.sweep);
+      metrics = store.sweep_metrics(options.sweep);
+      std::set<MetricKey> seen;
+      for (const auto& m : metrics) {
+        if (seen.insert({m.metric, m.variant, m.sampler}).second)
+          recorded_keys.push_back({m.metric, m.variant, m.sampler, m.better});
+      }
+    }
+    if (options.format == ReportFormat::html) {
+      table.losses = store.sweep_losses(options.sweep);
+      table.artifacts = store.sweep_artifacts(options.sweep);
+    }
+  });
+  if (runs.empty()) return table;
+
+  // Index: run -> its checkpoints by step; checkpoint -> its metric values.
+  std::unordered_map<std::int64_t, std::size_t> run_index;
+  for (std::size_t i = 0; i < runs.size(); ++i) run_index[runs[i].id] = i;
+  std::vector<std::vector<const CheckpointRecord*>> run_checkpoints(runs.size());
+  for (const auto& c : checkpoints) {
+    // Rows written between our queries by a running sweep are skipped, not an error.
+    if (auto it = run_index.find(c.run_id); it != run_index.end())
+      run_checkpoints[it->second].push_back(&c);
+  }
+  std::unordered_map<std::int64_t, std::vector<std::size_t>> checkpoint_metrics;  // indexes
+  for (std::size_t i = 0; i < metrics.size(); ++i)
+    checkpoint_metrics[metrics[i].checkpoint_id].push_back(i);
+
+  const auto metric_keys = column_order(recorded_keys);
+  std::map<std::string, std::set<std::string>> variants_of;
+  for (const auto& k : metric_keys) variants_of[k.metric].insert(k.variant);
+  // Each value's column, looked up once (by views of its strings: `all` has millions of values).
+  using KeyView = std::tuple<std::string_view, std::string_view, std::string_view>;
+  std::map<KeyView, std::size_t> metric_column;
+  for (std::size_t i = 0; i < metric_keys.size(); ++i)
+    metric_column[{metric_keys[i].metric, metric_keys[i].variant, metric_keys[i].sampler}] = i;
+  std::vector<std::size_t> column_of(metrics.size(), metric_keys.size());  // size(): none
+  for (std::size_t i = 0; i < metrics.size(); ++i) {
+    const auto it = metric_column.find({metrics[i].metric, metrics[i].variant, metrics[i].sampler});
+    if (it != metric_column.end()) column_of[i] = it->second;
+  }
+  const auto key_column = best_key_column(metric_keys);
+
+  auto values_of = [&](const CheckpointRecord* c) {
+    std::vector<std::optional<double>> values(metric_keys.size());
+    if (!c) return values;
+    if (auto it = checkpoint_metrics.find(c->id); it != checkpoint_metrics.end()) {
+      for (const auto i : it->second) {
+        if (column_of[i] < values.size()) values[column_of[i]] = metrics[i].value;
+      }
+    }
+    return values;
+  };
+  // Final: the last checkpoint with metrics, else the last one (how far an unevaluated run got).
+  auto final_checkpoint =
+      [&](const std::vector<const CheckpointRecord*>& list) -> const CheckpointRecord* {
+    for (auto it = list.rbegin(); it != list.rend(); ++it) {
+      if (checkpoint_metrics.count((*it)->id)) return *it;
+    }
+    return list.empty() ? nullptr : list.back();
+  };
+  auto best_checkpoint =
+      [&](const std::vector<const CheckpointRecord*>& list) -> const CheckpointRecord* {
+    const CheckpointRecord* best = nullptr;
+    double best_value = 0;
+    if (key_column) {
+      for (const auto* c : list) {
+        const auto value = values_of(c)[*key_column];
+        if (!value || !std::isfinite(*value)) continue;
+        if (!best || improves(metric_keys[*key_column].better == "higher", *value, best_value)) {
+          best = c;
+          best_value = *value;
+        }
+      }
+    }
+    return best ? best : final_checkpoint(list);
+  };
+
+  struct Shown {
+    const RunRecord* run;
+    const CheckpointRecord* checkpoint;
+  };
+  std::vector<Shown> shown;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const auto& list = run_checkpoints[i];
+    switch (options.checkpoint) {
+      case CheckpointChoice::final:
+        shown.push_back({&runs[i], final_checkpoint(list)});
+        break;
+      case CheckpointChoice::best:
+        shown.push_back({&runs[i], best_checkpoint(list)});
+        break;
+      case CheckpointChoice::all:
+        if (list.empty()) shown.push_back({&runs[i], nullptr});
+        for (const auto* c : list) shown.push_back({&runs[i], c});
+        break;
+    }
+  }
+
+  // Axes: the union of every run's axis keys, in first-seen order.
+  std::vector<Json> axes(runs.size());
+  std::vector<std::string> axis_names;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    axes[i] = Json::parse(runs[i].axes_json, nullptr, false);
+    if (!axes[i].is_object()) axes[i] = Json::object();
+    for (const auto& item : axes[i].items()) {
+      if (std::find(axis_names.begin(), axis_names.end(), item.key()) == axis_names.end()) {
+        axis_names.push_back(item.key());
+      }
+    }
+  }
+  std::set<std::int64_t> shown_sweeps;
+  bool any_failed = false;
+  for (const auto& r : runs) {
+    shown_sweeps.insert(r.sweep_id);
+    any_failed = any_failed || r.status == RunStatus::failed;
+  }
+  const bool sweep_column = options.sweep.empty() && shown_sweeps.size() > 1;
+
+  auto& columns = table.columns;
+  if (sweep_column) columns.push_back({"sweep", ColumnKind::text, ""});
+  columns.push_back({"run", ColumnKind::integer, ""});
+  for (const auto& name : axis_names) columns.push_back({name, ColumnKind::axis, ""});
+  columns.push_back({"status", ColumnKind::text, ""});
+  columns.push_back({"epoch", ColumnKind::integer, ""});
+  const std::size_t first_metric_column = columns.size();
+  for (const auto& key : metric_keys) {
+    columns.push_back({metric_header(key, variants_of[key.metric].size() > 1), ColumnKind::metric, key.metric,
+                       key.better == "higher"});
+  }
+  if (any_failed) columns.push_back({"reason", ColumnKind::text, ""});  // last: long free text
+
+  auto& rows = table.rows;
+  for (const auto& s : shown) {
+    const auto& run = *s.run;
+    table.row_run.push_back(run_index[run.id]);
+    table.row_checkpoint.push_back(s.checkpoint ? s.checkpoint->id : 0);
+    auto& row = rows.emplace_back();
+    if (sweep_column) row.emplace_back(sweep_names[run.sweep_id]);
+    row.emplace_back(run.grid_index);
+    const auto& run_axes = axes[run_index[run.id]];
+    for (const auto& name : axis_names)
+      row.push_back(run_axes.contains(name) ? run_axes[name] : Json());
+    row.emplace_back(run_status_name(run.status));
+    row.push_back(s.checkpoint ? Json(s.checkpoint->epoch) : Json());
+    for (const auto& value : values_of(s.checkpoint)) row.push_back(value ? Json(*value) : Json());
+    if (any_failed) row.push_back(run.status == RunStatus::failed ? Json(run.reason) : Json());
+  }
+
+  // Tables say which column chose the best checkpoints; CSV and JSON stay pure data.
+  if (options.checkpoint == CheckpointChoice::best && key_column) {
+    table.best_key = first_metric_column + *key_column;
+    table.footer = std::string("best checkpoint per run: ") +
+                   (columns[*table.best_key].higher_is_better ? "highest " : "lowest ") +
+                   columns[*table.best_key].header + "\n";
+  }
+  return table;
+}
+
+
+}  // namespace difflab
