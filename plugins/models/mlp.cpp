@@ -1,5 +1,7 @@
 // mlp: a multilayer perceptron denoiser with a sinusoidal time embedding, for low-dimensional data.
+#include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -72,6 +74,19 @@ class MlpDenoiser final : public Denoiser {
 
   Prediction prediction() const override { return prediction_; }
 
+  std::string batching_obstacle() const override {
+    if (!residual_blocks_.empty()) return "with residual blocks has no batched form";
+    if (num_classes_ > 0) return "with class labels (num_classes > 0) has no batched form";
+    if (prediction_ != Prediction::epsilon) {
+      return "with " + std::string(prediction_name(prediction_)) +
+             " prediction has no batched form (only epsilon prediction is batched)";
+    }
+    return "";
+  }
+
+  std::unique_ptr<BatchedDenoiser> make_batched(
+      const std::vector<Denoiser*>& members) const override;
+
  private:
   torch::Tensor time_features(const torch::Tensor& t) const { return timestep_embedding(t, embedding_dim_); }
 
@@ -95,6 +110,84 @@ class MlpDenoiser final : public Denoiser {
   std::vector<torch::nn::Linear> plain_layers_;
   std::vector<ResidualBlock> residual_blocks_;
 };
+
+// K plain MLPs (no residual blocks, no classes) as one: each parameter stacked along a new first
+// dimension [K, ...] in the members' parameters() order, each layer one batched_linear.
+class BatchedMlp final : public BatchedDenoiser {
+ public:
+  BatchedMlp(const std::vector<const MlpDenoiser*>& members, std::int64_t embedding_dim)
+      : members_(static_cast<std::int64_t>(members.size())), embedding_dim_(embedding_dim) {
+    for (const auto& p : members.front()->named_parameters()) names_.push_back(p.key());
+    while (index_of("block" + std::to_string(layers_) + ".weight") < names_.size()) ++layers_;
+    torch::NoGradGuard no_grad;
+    const auto first = members.front()->parameters();
+    std::vector<std::vector<torch::Tensor>> slices(first.size());
+    for (const auto* m : members) {
+      const auto params = m->parameters();
+      for (std::size_t i = 0; i < first.size(); ++i) {
+        if (params.size() != first.size() || !params[i].sizes().equals(first[i].sizes())) {
+          throw RunError("model 'mlp': the batch's members differ in data_dim, hidden or layers; "
+                         "a batch stacks models of one config");
+        }
+        slices[i].push_back(params[i].detach());
+      }
+    }
+    for (auto& s : slices) stacked_.push_back(torch::stack(s).set_requires_grad(true));
+  }
+
+  torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t) override {
+    const auto k = x_t.size(0), b = x_t.size(1);
+    const auto x = x_t.flatten(2);
+    const auto embedding = timestep_embedding(t.reshape({-1}), embedding_dim_).view({k, b, -1});
+    // MlpDenoiser::forward per member: input(x) + time_out(SiLU(time_in(emb(t)))), SiLU layers.
+    auto h = layer("input", x) + layer("time_out", torch::silu(layer("time_in", embedding)));
+    for (std::int64_t i = 0; i < layers_; ++i) {
+      h = torch::silu(layer("block" + std::to_string(i), h));
+    }
+    return layer("output", h).reshape(x_t.sizes());
+  }
+
+  std::vector<torch::Tensor> parameters() const override { return stacked_; }
+
+  void unstack_into(std::int64_t k, Denoiser& member) const override {
+    torch::NoGradGuard no_grad;
+    auto params = member.named_parameters();
+    for (std::size_t i = 0; i < names_.size(); ++i) params[names_[i]].copy_(stacked_[i][k]);
+  }
+
+  std::int64_t size() const override { return members_; }
+
+ private:
+  std::size_t index_of(const std::string& name) const {
+    return std::find(names_.begin(), names_.end(), name) - names_.begin();
+  }
+
+  // y = b + x W^T per member (difflab::batched_linear: oneDNN products on the CPU, else baddbmm).
+  torch::Tensor layer(const std::string& name, const torch::Tensor& x) const {
+    return batched_linear(x, stacked_[index_of(name + ".weight")],
+                          stacked_[index_of(name + ".bias")]);
+  }
+
+  std::int64_t members_, embedding_dim_, layers_ = 0;
+  std::vector<std::string> names_;      // the members' parameter names, in parameters() order
+  std::vector<torch::Tensor> stacked_;  // [K, ...] leaves, in names_ order
+};
+
+std::unique_ptr<BatchedDenoiser> MlpDenoiser::make_batched(
+    const std::vector<Denoiser*>& members) const {
+  if (members.empty()) throw RunError("model 'mlp': a batch needs at least one model");
+  std::vector<const MlpDenoiser*> mlps;
+  for (const auto* m : members) {
+    const auto* mlp = dynamic_cast<const MlpDenoiser*>(m);
+    if (mlp == nullptr) throw RunError("model 'mlp': a batch of mlp models holds another model");
+    if (const auto why = mlp->batching_obstacle(); !why.empty()) throw RunError("mlp " + why);
+    if (mlp->embedding_dim_ != embedding_dim_) {
+      throw RunError("model 'mlp': the batch's members differ in time_embedding");
+    }
+    mlps.push_back(mlp);
+  }
+  return std::make_unique<BatchedMlp>(mlps, embedding_dim_);
+}
 
 }  // namespace
 

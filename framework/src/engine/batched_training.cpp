@@ -7,14 +7,18 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
+#include <torch/torch.h>
 
 #include "training/checkpoint.hpp"
 #include "training/crash_point.hpp"
 #include "accel/cuda_graphs.hpp"
 #include "difflab/errors.hpp"
-#include "difflab/linear.hpp"
 #include "training/optimizer_state.hpp"
 #include "training/train_step.hpp"
 #include "training/training_schedule.hpp"
@@ -23,16 +27,29 @@ namespace difflab {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-std::string batching_obstacle(const RunConfig& run) {
-  if (run.model.plugin != "mlp") return "model '" + run.model.plugin + "' has no batched form";
-  const auto& m = run.model.options;
-  if (m.boolean("residual")) return "mlp with residual blocks has no batched form";
-  if (m.integer("num_classes") > 0) return "a class-conditional mlp has no batched form";
-  if (m.text("prediction") != "epsilon") return "only epsilon prediction is batched";
+std::string batching_obstacle(const RunConfig& run, const Registry& registry) {
   if (run.train.ema_decay > 0) return "train.ema_decay is not batched";
   if (run.train.label_dropout > 0) return "train.label_dropout is not batched";
   if (run.train.optimizer != "adam" && run.train.optimizer != "adamw") return "optimizer " + run.train.optimizer;
-  return "";
+  // Making the model draws its initial weights from torch's global generator: put it back, so
+  // that asking changes nothing a run draws later.
+  auto global = at::detail::getDefaultCPUGenerator();
+  torch::Tensor state;
+  {
+    std::lock_guard<std::mutex> lock(global.mutex());
+    state = global.get_state();
+  }
+  std::string why;
+  try {
+    why = registry.make_model(run.model.plugin, run.model.options)->batching_obstacle();
+  } catch (const std::exception& e) {  // training alone reports it, with the run
+    why = std::string("cannot be made (") + e.what() + ")";
+  }
+  {
+    std::lock_guard<std::mutex> lock(global.mutex());
+    global.set_state(state);
+  }
+  return why.empty() ? "" : run.model.plugin + " " + why;  // "mlp with residual blocks has no ..."
 }
 
 std::string batch_key(const RunConfig& run) {
@@ -40,60 +57,6 @@ std::string batch_key(const RunConfig& run) {
   return nlohmann::json{{"device", j.at("device")}, {"dataset", j.at("dataset")},
                         {"model", j.at("model")}, {"train", j.at("train")}}
       .dump();
-}
-
-BatchedMlp::BatchedMlp(const std::vector<Denoiser*>& members, std::int64_t time_embedding)
-    : members_(static_cast<std::int64_t>(members.size())), time_embedding_(time_embedding), layers_(0) {
-  if (members.empty()) throw RunError("a batch needs at least one model");
-  for (const auto& p : members.front()->named_parameters()) names_.push_back(p.key());
-  while (std::count(names_.begin(), names_.end(), "block" + std::to_string(layers_) + ".weight")) ++layers_;
-  std::vector<std::string> expected{"input.weight", "input.bias", "time_in.weight", "time_in.bias",
-                                    "time_out.weight", "time_out.bias"};
-  for (std::int64_t i = 0; i < layers_; ++i) {
-    expected.push_back("block" + std::to_string(i) + ".weight");
-    expected.push_back("block" + std::to_string(i) + ".bias");
-  }
-  expected.push_back("output.weight");
-  expected.push_back("output.bias");
-  if (std::vector<std::string>(names_) != expected) {
-    throw RunError("batched training: the model's parameters are not those of the plain mlp");
-  }
-  torch::NoGradGuard no_grad;
-  for (const auto& name : names_) {
-    std::vector<torch::Tensor> slices;
-    for (auto* m : members) {
-      const auto params = m->named_parameters();
-      if (!params.contains(name) || !params[name].sizes().equals(members.front()->named_parameters()[name].sizes())) {
-        throw RunError("batched training: the members' models differ in " + name);
-      }
-      slices.push_back(params[name].detach());
-    }
-    stacked_.push_back(torch::stack(slices).set_requires_grad(true));
-  }
-}
-
-const torch::Tensor& BatchedMlp::param(const std::string& name) const {
-  const auto it = std::find(names_.begin(), names_.end(), name);
-  return stacked_[it - names_.begin()];
-}
-
-torch::Tensor BatchedMlp::forward(const torch::Tensor& x_t, const torch::Tensor& t) const {
-  // y = b + x W^T per member (difflab::batched_linear: oneDNN products on the CPU, else baddbmm).
-  const auto linear = [this](const std::string& name, const torch::Tensor& x) {
-    return batched_linear(x, param(name + ".weight"), param(name + ".bias"));
-  };
-  const auto k = x_t.size(0), b = x_t.size(1);
-  const auto embedding = timestep_embedding(t.reshape({-1}), time_embedding_).view({k, b, -1});
-  // As plugins/models/mlp.cpp: h = input(x) + time_out(SiLU(time_in(emb(t)))), then SiLU layers.
-  auto h = linear("input", x_t) + linear("time_out", torch::silu(linear("time_in", embedding)));
-  for (std::int64_t i = 0; i < layers_; ++i) h = torch::silu(linear("block" + std::to_string(i), h));
-  return linear("output", h);
-}
-
-void BatchedMlp::unstack_into(std::int64_t k, Denoiser& member) const {
-  torch::NoGradGuard no_grad;
-  auto params = member.named_parameters();
-  for (std::size_t i = 0; i < names_.size(); ++i) params[names_[i]].copy_(stacked_[i][k]);
 }
 
 namespace {
@@ -161,8 +124,12 @@ void train_group(std::vector<Member>& members, RunStore& store) {
   const auto k = static_cast<std::int64_t>(members.size());
   std::vector<Denoiser*> models;
   for (auto& m : members) models.push_back(m.model.get());
-  BatchedMlp batched(models, first.model.options.integer("time_embedding"));
-  auto optimizer = make_stacked_optimizer(train, batched.parameters());
+  const auto batched = members.front().model->make_batched(models);
+  if (batched->size() != k) {
+    throw RunError("model '" + first.model.plugin + "': its batched form holds " +
+                   std::to_string(batched->size()) + " models, not " + std::to_string(k));
+  }
+  auto optimizer = make_stacked_optimizer(train, batched->parameters());
 
   const std::int64_t n = members.front().train_x.size(0);
   const std::int64_t batch = std::min(train.batch_size, n);
@@ -180,7 +147,7 @@ void train_group(std::vector<Member>& members, RunStore& store) {
   // from the members' generators and updates with DeviceAdam, so on CUDA it is captured once
   // and replayed; on the CPU it runs as written.
   DeviceAdam adam(*optimizer);
-  const auto params = batched.parameters();
+  const auto params = batched->parameters();
   std::vector<torch::Generator> generators;
   for (auto& m : members) generators.push_back(m.generator);
   auto x0_shape = members.front().train_x.sizes().vec();
@@ -197,9 +164,9 @@ void train_group(std::vector<Member>& members, RunStore& store) {
       x_t[i] = m.process->q_sample(x0[i], t[i], noise[i]);
     }
     for (const auto& p : params) p.mutable_grad().reset();
-    const auto output = batched.forward(torch::stack(x_t), torch::stack(t).to(torch::kFloat32));
+    const auto output = batched->forward(torch::stack(x_t), torch::stack(t).to(torch::kFloat32));
     // Each member's mean squared error; their sum gives each member its own gradient.
-    const auto losses = (output - torch::stack(noise)).square().mean({1, 2});
+    const auto losses = (output - torch::stack(noise)).square().flatten(1).mean(1);
     losses.sum().backward();
     if (train.grad_clip > 0) clip_per_member(params, k, train.grad_clip);
     adam.step();
@@ -238,13 +205,13 @@ void train_group(std::vector<Member>& members, RunStore& store) {
 
     for (std::int64_t i = 0; i < k; ++i) {
       auto& m = members[i];
-      batched.unstack_into(i, *m.model);
+      batched->unstack_into(i, *m.model);
       const auto member_params = m.model->parameters();
       auto opt = train.optimizer == "adamw"
                      ? member_optimizer<torch::optim::AdamW, torch::optim::AdamWParamState, torch::optim::AdamWOptions>(
-                           train, *optimizer, batched.parameters(), member_params, i)
+                           train, *optimizer, params, member_params, i)
                      : member_optimizer<torch::optim::Adam, torch::optim::AdamParamState, torch::optim::AdamOptions>(
-                           train, *optimizer, batched.parameters(), member_params, i);
+                           train, *optimizer, params, member_params, i);
       const auto dir = m.run_dir / fmt::format("epoch-{:06d}", epoch);
       fs::create_directories(dir);
       const auto file = (dir / "checkpoint.pt").string();
@@ -268,6 +235,7 @@ std::int64_t train_batched_groups(const SweepGrid& grid, RunStore& store, const 
                                   std::int64_t sweep_id, const SweepOptions& options) {
   std::map<std::string, std::vector<std::pair<const RunConfig*, std::int64_t>>> groups;
   std::map<std::string, bool> hashes;  // one training per train_hash; the others reuse it
+  std::map<std::string, std::string> obstacles;  // by batch_key: asked once per model and train
   for (const auto& run : grid.runs) {
     const auto record = store.find_run(sweep_id, run.config_hash);
     if (!record) continue;
@@ -275,12 +243,14 @@ std::int64_t train_batched_groups(const SweepGrid& grid, RunStore& store, const 
                            (record->status == RunStatus::failed && options.retry_failed);
     if (!startable || !store.checkpoints(record->id).empty() || hashes[run.train_hash]) continue;
     if (store.find_trained(run.train_hash)) continue;  // reused, not trained
-    if (const auto why = batching_obstacle(run); !why.empty()) {
+    const auto key = batch_key(run);
+    if (!obstacles.count(key)) obstacles[key] = batching_obstacle(run, registry);
+    if (const auto& why = obstacles[key]; !why.empty()) {
       spdlog::debug("run {} trains alone: {}", run.index, why);
       continue;
     }
     hashes[run.train_hash] = true;
-    groups[batch_key(run)].push_back({&run, record->id});
+    groups[key].push_back({&run, record->id});
   }
   std::int64_t trained = 0;
   for (auto& [key, runs] : groups) {

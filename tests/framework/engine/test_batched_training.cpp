@@ -30,9 +30,27 @@ sweep:
   seed: [0, 1]
 )";
 
-SweepGrid grid(const fs::path& dir, const std::vector<std::string>& overrides = {}) {
+// The same sweep of a model plugin that offers no batched form (the default Denoiser's).
+const char* kUnetGrid = R"(name: batched_unet
+seed: 0
+device: cpu
+dataset:  {plugin: fashion_mnist, train_size: 64, test_size: 32}
+model:    {plugin: unet, base_channels: 8, channel_mult: [1, 2], blocks_per_level: 1, groups: 4}
+schedule: {plugin: linear, timesteps: 50}
+train:    {epochs: 1, batch_size: 32, lr: 1.0e-3}
+evaluation:
+  num_samples: 16
+  samplers: [{plugin: ddim, steps: 5}]
+  metrics:  [{plugin: test_loss}]
+sweep:
+  schedule.plugin: [linear, cosine_beta]
+  seed: [0, 1]
+)";
+
+SweepGrid grid(const fs::path& dir, const std::vector<std::string>& overrides = {},
+               const char* text = kGrid) {
   const auto file = dir / "batched.yaml";
-  std::ofstream(file) << kGrid;
+  std::ofstream(file) << text;
   return load_sweep(file.string(), overrides, test::plugins());
 }
 
@@ -47,24 +65,75 @@ std::shared_ptr<Denoiser> tiny_mlp(std::uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("BatchedMlp computes what each of its member MLPs computes", "[batched]") {
+TEST_CASE("the mlp's batched form computes what each of its member MLPs computes", "[batched]") {
   test::SingleThread one_thread;
   std::vector<std::shared_ptr<Denoiser>> models{tiny_mlp(1), tiny_mlp(2), tiny_mlp(3)};
   std::vector<Denoiser*> members{models[0].get(), models[1].get(), models[2].get()};
-  BatchedMlp batched(members, 16);
-  CHECK(batched.size() == 3);
-  CHECK(batched.parameters().at(0).size(0) == 3);
+  REQUIRE(models[0]->batching_obstacle().empty());
+  const auto batched = models[0]->make_batched(members);
+  CHECK(batched->size() == 3);
+  CHECK(batched->parameters().at(0).size(0) == 3);
   torch::manual_seed(7);
   const auto x = torch::randn({3, 50, 2});
   const auto t = torch::randint(0, 100, {3, 50}).to(torch::kFloat32);
-  const auto out = batched.forward(x, t);
+  const auto out = batched->forward(x, t);
   for (int k = 0; k < 3; ++k) {
     const auto alone = models[k]->forward(x[k], t[k], Conditioning{});
     CHECK(torch::allclose(out[k], alone, 1e-5, 1e-6));
   }
   // A different member model is refused by name, not by a crash later.
-  CHECK(batching_obstacle(grid(test::temp_dir("batched-obstacle"), {"model.residual=true"}).runs.at(0)) ==
-        "mlp with residual blocks has no batched form");
+  CHECK(batching_obstacle(
+            grid(test::temp_dir("batched-obstacle"), {"model.residual=true"}).runs.at(0),
+            test::plugins()) == "mlp with residual blocks has no batched form");
+}
+
+TEST_CASE("the mlp's batched form stacks its members' parameters in order and unstacks them",
+          "[batched]") {
+  test::SingleThread one_thread;
+  std::vector<std::shared_ptr<Denoiser>> models{tiny_mlp(1), tiny_mlp(2)};
+  const auto batched = models[0]->make_batched({models[0].get(), models[1].get()});
+  const auto stacked = batched->parameters();
+  for (std::size_t k = 0; k < models.size(); ++k) {
+    const auto params = models[k]->parameters();
+    REQUIRE(stacked.size() == params.size());
+    for (std::size_t i = 0; i < params.size(); ++i) CHECK(torch::equal(stacked[i][k], params[i]));
+  }
+  CHECK(stacked.front().requires_grad());
+  auto copy = tiny_mlp(9);  // another model of the same options takes member 1's weights
+  batched->unstack_into(1, *copy);
+  const auto copied = copy->parameters(), second = models[1]->parameters();
+  for (std::size_t i = 0; i < copied.size(); ++i) CHECK(torch::equal(copied[i], second[i]));
+}
+
+TEST_CASE("a model plugin without a batched form says so, and its runs train alone", "[batched]") {
+  test::SingleThread one_thread;
+  const auto unet = test::plugins().make_model(
+      "unet", resolve_options(test::plugins().find(PluginKind::model, "unet")->info.options, {},
+                              "model 'unet'"));
+  CHECK(unet->batching_obstacle() == "has no batched form");  // Denoiser's default
+  CHECK_THROWS_AS(unet->make_batched({unet.get(), unet.get()}), RunError);
+
+  const auto dir = test::temp_dir("batched-unet");
+  const auto g = grid(dir, {}, kUnetGrid);
+  REQUIRE(g.runs.size() == 4);
+  // Asking makes the model, whose initial weights come from torch's global generator: it is
+  // left as it was.
+  torch::manual_seed(11);
+  const auto before = torch::rand({4});
+  torch::manual_seed(11);
+  CHECK(batching_obstacle(g.runs.at(0), test::plugins()) == "unet has no batched form");
+  CHECK(torch::equal(torch::rand({4}), before));
+
+  SweepOptions options;
+  options.engine.out_dir = dir / "runs";
+  RunStore store((dir / "runs.sqlite").string());
+  auto recorded = g;
+  const auto sweep_id = record_sweep(recorded, store, test::plugins());
+  CHECK(train_batched_groups(recorded, store, test::plugins(), sweep_id, options) == 0);
+  for (const auto& run : store.runs("batched_unet")) {
+    CHECK(run.status == RunStatus::pending);
+    CHECK(store.checkpoints(run.id).empty());
+  }
 }
 
 TEST_CASE("batched grid training records the losses, weights, optimizer state and metrics of separate training",
