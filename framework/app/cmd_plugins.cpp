@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "config/sections.hpp"
 #include "difflab/errors.hpp"
 #include "loader/registry.hpp"
 
@@ -36,11 +37,7 @@ int plugins_command(const Args& args) {
     std::cout << plugin_kind_name(e->kind) << "  " << e->info.name << "  " << e->info.version << "  "
               << std::filesystem::path(e->library).filename().string() << "\n    " << e->info.summary
               << "\n";
-    for (const auto& o : e->info.options) {
-      std::cout << "    " << o.name << " (" << option_type_name(o.type)
-                << (o.default_value ? ", default " + format_option(*o.default_value) : ", required")
-                << "): " << o.help << "\n";
-    }
+    for (const auto& o : e->info.options) std::cout << "    " << describe_option(o) << "\n";
   }
   return 0;
 }

@@ -15,6 +15,7 @@ int merge_command(const Args& args);     // runner merge --db PATH SHARD...
 int validate_command(const Args& args);  // runner validate FILE
 int report_command(const Args& args);    // runner report --db PATH ...
 int plugins_command(const Args& args);   // runner plugins [--kind KIND]
+int describe_command(const Args& args);  // runner describe [SECTION]
 
 /// Options every command that loads plugins shares.
 struct PluginArgs {

@@ -23,6 +23,7 @@ constexpr Subcommand kSubcommands[] = {
     {"validate", "check a sweep file and print its grid size; run nothing", difflab::app::validate_command},
     {"report", "compare the runs recorded in a database", difflab::app::report_command},
     {"plugins", "list the loaded plugins with their options", difflab::app::plugins_command},
+    {"describe", "print a sweep-file section's keys with types, defaults and help", difflab::app::describe_command},
 };
 
 void print_usage(std::ostream& out) {

@@ -1,3 +1,5 @@
+// Feature extraction for the image metrics, one piece: loading TorchScript Inception or
+// difflab's feature network, its cached features per data split, and the statistics on them.
 #include "image_features.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>

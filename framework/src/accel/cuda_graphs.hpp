@@ -1,4 +1,8 @@
 #pragma once
+// The accel layer: what makes the same arithmetic faster on a machine: BLAS set-up (blas.hpp),
+// oneDNN linear layers (linear.cpp, behind difflab/linear.hpp) and CUDA graphs (this header).
+// It uses the training layer (the step it captures) and those below it.
+//
 // CUDA graphs for launch-bound runs: the training step and a sampler's whole reverse loop are
 // captured once and replayed, so a step costs one graph launch instead of ~100 kernel launches.
 //

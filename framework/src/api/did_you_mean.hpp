@@ -1,4 +1,8 @@
 #pragma once
+// The api layer (bottom): the implementation of the public plugin API in framework/include/difflab
+// (libdifflab: options, the forward process, schedules' checks, datasets' helpers) and the
+// did-you-mean suggestions every layer's errors make. It uses only the public API's headers.
+//
 // did_you_mean: the suggestion every "unknown name" error makes (plugins, keys, commands, sweeps).
 #include <string>
 #include <vector>

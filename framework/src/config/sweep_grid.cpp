@@ -9,6 +9,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "config/sections.hpp"
+#include "config/sweep_fields.hpp"
 #include "difflab/errors.hpp"
 
 namespace difflab {
@@ -19,39 +21,8 @@ using nlohmann::json;
 const std::vector<std::string> kTopLevelKeys = {"name",  "seed",     "device",     "dataset",
                                                 "model", "schedule", "train",      "evaluation",
                                                 "sweep"};
-const std::vector<std::string> kEvaluationKeys = {"num_samples", "samplers", "metrics",
-                                                  "class_conditional", "guidance_scale"};
 constexpr std::size_t kMaxNameLength = 200;    // the name is a folder under --out (NAME_MAX 255)
 constexpr std::int64_t kMaxDeviceIndex = 127;  // torch's DeviceIndex is an int8
-
-// The `train:` section, validated like a plugin's options.
-const std::vector<OptionSpec>& train_specs() {
-  static const std::vector<OptionSpec> specs = {
-      OptionSpec::integer("epochs", 100, "passes over the training split").at_least(1),
-      OptionSpec::integer("steps", 0, "stop after this many optimizer steps (0: run all epochs)")
-          .at_least(0),
-      OptionSpec::integer("batch_size", 1280, "examples per optimizer step").at_least(1),
-      OptionSpec::real("lr", 1e-3, "learning rate").greater_than(0),
-      OptionSpec::text("optimizer", "adam", "optimizer", {"adam", "adamw"}),
-      OptionSpec::real("weight_decay", 0.0, "weight decay (L2 for adam, decoupled for adamw)")
-          .at_least(0),
-      OptionSpec::real("grad_clip", 0.0, "max global gradient norm (0: no clipping)").at_least(0),
-      OptionSpec::integer("checkpoint_every", 10, "epochs between checkpoints").at_least(1),
-      OptionSpec::text("lr_schedule", "constant", "learning rate after warm-up: constant, or cosine "
-                       "decay to min_lr over the remaining steps", {"constant", "cosine"}),
-      OptionSpec::integer("warmup_steps", 0, "steps of linear learning-rate warm-up from 0").at_least(0),
-      OptionSpec::real("min_lr", 0.0, "learning rate at the end of the cosine decay").at_least(0),
-      OptionSpec::real("ema_decay", 0.0, "decay of the exponential moving average of the weights "
-                       "that evaluation uses (0: no EMA, evaluate the trained weights)")
-          .at_least(0)
-          .less_than(1),
-      OptionSpec::real("label_dropout", 0.0, "probability of training a step's label as 'no label' "
-                       "(for classifier-free guidance; labelled datasets only)")
-          .at_least(0)
-          .at_most(1),
-  };
-  return specs;
-}
 
 std::vector<std::string> split_path(const std::string& path) {
   std::vector<std::string> parts;
@@ -59,241 +30,6 @@ std::vector<std::string> split_path(const std::string& path) {
   std::string part;
   while (std::getline(in, part, '.')) parts.push_back(part);
   return parts;
-}
-
-// "line:column", 1-based, of a place in the YAML text.
-std::string mark_text(const YAML::Mark& mark) {
-  return std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
-}
-
-// Says where a node came from: "file:line:col" or the --set flag that put it there.
-class Locator {
- public:
-  Locator(std::string file, std::map<std::string, std::string> overrides)
-      : file_(std::move(file)), overrides_(std::move(overrides)) {}
-
-  [[noreturn]] void fail(const YAML::Node& node, const std::string& path,
-                         const std::string& what) const {
-    throw InputError(where(node, path) + (path.empty() ? "" : path + ": ") + what);
-  }
-
-  std::string where(const YAML::Node& node, const std::string& path) const {
-    for (const auto& [key, value] : overrides_) {
-      if (path == key || path.rfind(key + ".", 0) == 0) return "--set " + key + "=" + value + ": ";
-    }
-    if (!node.IsDefined()) return file_ + ": ";  // a missing key has no position
-    const auto mark = node.Mark();
-    if (mark.is_null()) return file_ + ": ";
-    return file_ + ":" + mark_text(mark) + ": ";
-  }
-
-  const std::string& file() const { return file_; }
-
- private:
-  std::string file_;
-  std::map<std::string, std::string> overrides_;
-};
-
-std::string sub_path(const std::string& path, const std::string& key) {
-  return path.empty() ? key : path + "." + key;
-}
-
-// A map key as text; a list or map used as a key (`[a]: 1`) is an InputError, not a crash.
-std::string key_text(const Locator& loc, const YAML::Node& key, const std::string& path) {
-  if (!key.IsScalar() && !key.IsNull()) {
-    loc.fail(key, path, std::string("expected a plain key, got ") +
-                            (key.IsMap() ? "a map" : "a list") + " used as a key");
-  }
-  return key.as<std::string>();
-}
-
-void check_keys(const Locator& loc, const YAML::Node& map, const std::string& path,
-                const std::vector<std::string>& known) {
-  for (auto it = map.begin(); it != map.end(); ++it) {
-    const auto key = key_text(loc, it->first, path);
-    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
-    std::string msg = "unknown key '" + key + "'";
-    if (auto guess = did_you_mean(key, known); !guess.empty()) {
-      msg += " (did you mean '" + guess + "'?)";
-    } else {
-      msg += " (expected one of: " + join(known, ", ") + ")";
-    }
-    loc.fail(it->first, sub_path(path, key), msg);
-  }
-}
-
-const char* node_kind(const YAML::Node& n) {
-  if (n.IsMap()) return "a map";
-  if (n.IsSequence()) return "a list";
-  if (n.IsNull()) return "nothing";
-  return "a scalar";
-}
-
-template <class T>
-bool parse_scalar(const YAML::Node& n, T* out) {
-  if (!n.IsScalar()) return false;
-  try {
-    *out = n.as<T>();
-    return true;
-  } catch (const YAML::Exception&) {
-    return false;
-  }
-}
-
-OptionValue element_value(const Locator& loc, const YAML::Node& n, OptionType type,
-                          const std::string& path) {
-  const auto expect = [&](const char* what) -> OptionValue {
-    loc.fail(n, path,
-             std::string("expected ") + what + ", got " +
-                 (n.IsScalar() ? "'" + n.Scalar() + "'" : std::string(node_kind(n))));
-  };
-  switch (type) {
-    case OptionType::boolean: {
-      bool b = false;
-      return parse_scalar(n, &b) ? OptionValue(b) : expect("true or false");
-    }
-    case OptionType::integer:
-    case OptionType::integer_list: {
-      std::int64_t i = 0;
-      return parse_scalar(n, &i) ? OptionValue(i) : expect("an integer");
-    }
-    case OptionType::real:
-    case OptionType::real_list: {
-      double d = 0;
-      return parse_scalar(n, &d) ? OptionValue(d) : expect("a number");
-    }
-    case OptionType::text:
-    case OptionType::text_list:
-      return n.IsScalar() ? OptionValue(n.Scalar()) : expect("a string");
-  }
-  return expect("a value");
-}
-
-OptionValue node_value(const Locator& loc, const YAML::Node& n, const OptionSpec& spec,
-                       const std::string& path) {
-  switch (spec.type) {
-    case OptionType::real_list:
-    case OptionType::integer_list:
-    case OptionType::text_list: {
-      if (!n.IsSequence()) {
-        loc.fail(n, path, std::string("expected a list, got ") + node_kind(n));
-      }
-      std::vector<double> reals;
-      std::vector<std::int64_t> ints;
-      std::vector<std::string> texts;
-      for (std::size_t i = 0; i < n.size(); ++i) {
-        auto v = element_value(loc, n[i], spec.type, path + "[" + std::to_string(i) + "]");
-        if (auto* d = std::get_if<double>(&v)) reals.push_back(*d);
-        if (auto* k = std::get_if<std::int64_t>(&v)) ints.push_back(*k);
-        if (auto* s = std::get_if<std::string>(&v)) texts.push_back(*s);
-      }
-      if (spec.type == OptionType::real_list) return reals;
-      if (spec.type == OptionType::integer_list) return ints;
-      return texts;
-    }
-    default:
-      return element_value(loc, n, spec.type, path);
-  }
-}
-
-json option_json(const OptionValue& v) {
-  return std::visit([](const auto& x) { return json(x); }, v);
-}
-
-// Validates a map against specs; returns the resolved options and the label of user-set keys.
-Options resolve_section(const Locator& loc, const YAML::Node& map, const std::string& path,
-                        const std::vector<OptionSpec>& specs, const std::set<std::string>& skip,
-                        std::string* label_args) {
-  std::vector<std::string> names;
-  for (const auto& s : specs) names.push_back(s.name);
-  std::map<std::string, OptionValue> given;
-  for (auto it = map.begin(); it != map.end(); ++it) {
-    const auto key = key_text(loc, it->first, path);
-    if (skip.count(key)) continue;
-    const auto key_path = sub_path(path, key);
-    const auto spec = std::find_if(specs.begin(), specs.end(),
-                                   [&](const OptionSpec& s) { return s.name == key; });
-    if (spec == specs.end()) {
-      std::string msg = "unknown key '" + key + "'";
-      if (auto guess = did_you_mean(key, names); !guess.empty()) {
-        msg += " (did you mean '" + guess + "'?)";
-      } else if (!names.empty()) {
-        msg += " (known: " + join(names, ", ") + ")";
-      } else {
-        msg += " (this plugin takes no options)";
-      }
-      loc.fail(it->first, key_path, msg);
-    }
-    auto value = node_value(loc, it->second, *spec, key_path);
-    if (auto problem = check_option(*spec, value); !problem.empty()) {
-      loc.fail(it->second, key_path, problem);
-    }
-    if (label_args) {
-      *label_args += (label_args->empty() ? "" : ",") + key + "=" + format_option(value);
-    }
-    given.emplace(key, std::move(value));
-  }
-  for (const auto& s : specs) {
-    if (!given.count(s.name) && !s.default_value) {
-      loc.fail(map, path, "missing required key '" + s.name + "' (" + s.help + ")");
-    }
-  }
-  return resolve_options(specs, std::move(given), path);
-}
-
-PluginConfig resolve_plugin(const Locator& loc, const YAML::Node& node, const std::string& path,
-                            PluginKind kind, const Registry& registry) {
-  if (!node.IsDefined() || node.IsNull()) {
-    loc.fail(node, path, std::string("missing the ") + plugin_kind_name(kind) +
-                             " section (a map with a 'plugin' key)");
-  }
-  if (!node.IsMap()) {
-    loc.fail(node, path, std::string("expected a map with a 'plugin' key, got ") + node_kind(node));
-  }
-  const YAML::Node& name_node = node["plugin"];
-  if (!name_node.IsDefined() || !name_node.IsScalar()) {
-    loc.fail(node, path, std::string("missing 'plugin: <name>' (available ") +
-                             plugin_kind_name(kind) + " plugins: " + join(registry.names(kind), ", ") +
-                             ")");
-  }
-  const auto name = name_node.Scalar();
-  const PluginEntry* entry = registry.find(kind, name);
-  if (!entry) {
-    try {
-      registry.get(kind, name);
-    } catch (const InputError& e) {
-      loc.fail(name_node, sub_path(path, "plugin"), e.what());
-    }
-  }
-  PluginConfig config;
-  config.plugin = name;
-  std::string args;
-  config.options = resolve_section(loc, node, path, entry->info.options, {"plugin"}, &args);
-  config.label = args.empty() ? name : name + "(" + args + ")";
-  config.json = json::object();
-  config.json["plugin"] = name;
-  for (const auto& [k, v] : config.options.values()) config.json[k] = option_json(v);
-  return config;
-}
-
-std::vector<PluginConfig> resolve_plugin_list(const Locator& loc, const YAML::Node& node,
-                                              const std::string& path, PluginKind kind,
-                                              const Registry& registry) {
-  if (!node.IsDefined() || node.IsNull()) return {};
-  if (!node.IsSequence()) {
-    loc.fail(node, path, std::string("expected a list of {plugin: ...} maps, got ") + node_kind(node));
-  }
-  std::vector<PluginConfig> out;
-  std::set<std::string> labels;
-  for (std::size_t i = 0; i < node.size(); ++i) {
-    const auto item_path = path + "[" + std::to_string(i) + "]";
-    out.push_back(resolve_plugin(loc, node[i], item_path, kind, registry));
-    if (!labels.insert(out.back().label).second) {
-      loc.fail(node[i], item_path, "the same " + std::string(plugin_kind_name(kind)) + " '" +
-                                       out.back().label + "' is listed twice");
-    }
-  }
-  return out;
 }
 
 // What torch::Device parses (cuda:N with N as `0|[1-9][0-9]*`), checked here so that torch never
@@ -351,15 +87,7 @@ RunConfig resolve_run(const Locator& loc, const YAML::Node& root, const Registry
   run.model = resolve_plugin(loc, root["model"], "model", PluginKind::model, registry);
   run.schedule = resolve_plugin(loc, root["schedule"], "schedule", PluginKind::schedule, registry);
 
-  const YAML::Node& train = root["train"];
-  if (train.IsDefined() && !train.IsNull() && !train.IsMap()) {
-    loc.fail(train, "train", std::string("expected a map, got ") + node_kind(train));
-  }
-  // A missing `train:` is a zombie node, whose IsMap() throws: test IsDefined() first.
-  const bool has_train = train.IsDefined() && train.IsMap();
-  const auto train_options =
-      resolve_section(loc, has_train ? train : YAML::Node(YAML::NodeType::Map), "train",
-                      train_specs(), {}, nullptr);
+  const auto train_options = resolve_framework_section(loc, root, train_section());
   run.train.epochs = train_options.integer("epochs");
   run.train.steps = train_options.integer("steps");
   run.train.batch_size = train_options.integer("batch_size");
@@ -374,32 +102,16 @@ RunConfig resolve_run(const Locator& loc, const YAML::Node& root, const Registry
   run.train.ema_decay = train_options.real("ema_decay");
   run.train.label_dropout = train_options.real("label_dropout");
 
+  const auto evaluation_options = resolve_framework_section(loc, root, evaluation_section());
+  run.evaluation.num_samples = evaluation_options.integer("num_samples");
+  run.evaluation.class_conditional = evaluation_options.boolean("class_conditional");
+  run.evaluation.guidance_scale = evaluation_options.real("guidance_scale");
   const YAML::Node& evaluation = root["evaluation"];
-  run.evaluation.num_samples = 2000;
-  if (evaluation.IsDefined() && !evaluation.IsNull()) {
-    if (!evaluation.IsMap()) {
-      loc.fail(evaluation, "evaluation", std::string("expected a map, got ") + node_kind(evaluation));
-    }
-    check_keys(loc, evaluation, "evaluation", kEvaluationKeys);
-    if (const YAML::Node& n = evaluation["num_samples"]; n.IsDefined()) {
-      if (!parse_scalar(n, &run.evaluation.num_samples) || run.evaluation.num_samples < 1) {
-        loc.fail(n, "evaluation.num_samples", "expected a positive integer");
-      }
-    }
-    if (const YAML::Node& n = evaluation["class_conditional"]; n.IsDefined()) {
-      if (!parse_scalar(n, &run.evaluation.class_conditional)) {
-        loc.fail(n, "evaluation.class_conditional", "expected true or false");
-      }
-    }
-    if (const YAML::Node& n = evaluation["guidance_scale"]; n.IsDefined()) {
-      if (!parse_scalar(n, &run.evaluation.guidance_scale) || !(run.evaluation.guidance_scale >= 0)) {
-        loc.fail(n, "evaluation.guidance_scale", "expected a number >= 0");
-      }
-      // Guidance needs labels to guide with; unconditional sampling would ignore it silently.
-      if (run.evaluation.guidance_scale != 1.0 && !run.evaluation.class_conditional) {
-        loc.fail(n, "evaluation.guidance_scale",
-                 "guidance needs class labels: set evaluation.class_conditional: true, or leave guidance_scale out");
-      }
+  if (evaluation.IsDefined() && evaluation.IsMap()) {
+    // Guidance needs labels to guide with; unconditional sampling would ignore it silently.
+    if (run.evaluation.guidance_scale != 1.0 && !run.evaluation.class_conditional) {
+      loc.fail(evaluation["guidance_scale"], "evaluation.guidance_scale",
+               "guidance needs class labels: set evaluation.class_conditional: true, or leave guidance_scale out");
     }
     run.evaluation.samplers = resolve_plugin_list(loc, evaluation["samplers"], "evaluation.samplers",
                                                   PluginKind::sampler, registry);

@@ -1,4 +1,8 @@
 #pragma once
+// The config layer: sweep files (YAML) read into their grid of validated run configs, their
+// hashes (identity of a run and of its training) and the framework's own sections declared as
+// option specs (sections.hpp). It uses the loader (plugins' option specs) and the api layer.
+//
 // A sweep file (YAML) expanded into its grid of fully resolved, validated run configs.
 #include <cstdint>
 #include <string>

@@ -15,6 +15,8 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include "engine/run_context.hpp"
+#include "engine/trainer.hpp"
 #include "training/checkpoint.hpp"
 #include "training/crash_point.hpp"
 #include "accel/cuda_graphs.hpp"
@@ -25,7 +27,6 @@
 
 namespace difflab {
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 std::string batching_obstacle(const RunConfig& run, const Registry& registry) {
   if (run.train.ema_decay > 0) return "train.ema_decay is not batched";
@@ -33,6 +34,7 @@ std::string batching_obstacle(const RunConfig& run, const Registry& registry) {
   if (run.train.optimizer != "adam" && run.train.optimizer != "adamw") return "optimizer " + run.train.optimizer;
   // Making the model draws its initial weights from torch's global generator: put it back, so
   // that asking changes nothing a run draws later.
+  std::lock_guard<std::mutex> seed_lock(global_seed_mutex());  // as runs initialise their models
   auto global = at::detail::getDefaultCPUGenerator();
   torch::Tensor state;
   {
@@ -72,14 +74,6 @@ struct Member {
   fs::path run_dir;
   std::vector<LossRecord> pending_losses;
 };
-
-std::unique_ptr<torch::optim::Optimizer> make_stacked_optimizer(const TrainConfig& train,
-                                                                const std::vector<torch::Tensor>& params) {
-  if (train.optimizer == "adamw") {
-    return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(train.lr).weight_decay(train.weight_decay));
-  }
-  return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(train.lr).weight_decay(train.weight_decay));
-}
 
 // Member k's optimizer as it would be after training alone: its slice of each moment, the step
 // count and the current learning rate (Adam and AdamW are elementwise, so the slices are exact).
@@ -129,13 +123,10 @@ void train_group(std::vector<Member>& members, RunStore& store) {
     throw RunError("model '" + first.model.plugin + "': its batched form holds " +
                    std::to_string(batched->size()) + " models, not " + std::to_string(k));
   }
-  auto optimizer = make_stacked_optimizer(train, batched->parameters());
+  auto optimizer = make_optimizer(train, batched->parameters());
 
-  const std::int64_t n = members.front().train_x.size(0);
-  const std::int64_t batch = std::min(train.batch_size, n);
-  const std::int64_t steps_per_epoch = n / batch;  // as the engine: full batches only
-  const std::int64_t total_steps = train.steps > 0 ? train.steps : train.epochs * steps_per_epoch;
-  const std::int64_t total_epochs = (total_steps + steps_per_epoch - 1) / steps_per_epoch;
+  const TrainingLength length(train, members.front().train_x.size(0));  // as each run alone
+  const auto& [n, batch, steps_per_epoch, total_steps, total_epochs] = length;
   const bool scheduled_lr = train.warmup_steps > 0 || train.lr_schedule != "constant";
   const auto index_options = torch::TensorOptions().dtype(torch::kLong).device(device);
   std::string label;
@@ -192,7 +183,7 @@ void train_group(std::vector<Member>& members, RunStore& store) {
       crash_point("train-step");
     }
     const auto epoch_losses = (loss_sum.to(torch::kCPU, torch::kFloat64) / double(std::max<std::int64_t>(1, steps_this_epoch)));
-    train_seconds += std::chrono::duration<double>(Clock::now() - start).count();
+    train_seconds += seconds_since(start);
     for (std::int64_t i = 0; i < k; ++i) {
       const double loss = epoch_losses[i].item<double>();
       if (!std::isfinite(loss)) {

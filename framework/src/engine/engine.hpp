@@ -1,5 +1,11 @@
 #pragma once
-// Trains and evaluates grid points, recording everything in the RunStore.
+// The engine layer: trains and evaluates grid points, recording everything in the RunStore.
+// It owns a run's life (run_context: its objects; trainer with a training_task: the loop and what
+// it trains; evaluator: metrics, samples, pictures; run_executor: resume, reuse, evaluation of
+// what is pending), validation that needs plugin objects (validate), the sweep's record and grid
+// changes (sweep_record), the sweep loop with claims (sweep_runner) and batched grid training.
+// It may use every layer below it (accel, training, report, store, config, io, progress,
+// loader, api); only launch/ and the runner's commands sit above it.
 #include <cstdint>
 #include <filesystem>
 #include <optional>

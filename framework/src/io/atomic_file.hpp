@@ -1,4 +1,7 @@
 #pragma once
+// The io layer: files written whole (this header), .npy arrays, PNG and GIF images. It uses
+// nothing of the framework but the public API; pictures made of runs' data live in engine/.
+//
 // Files written whole or not at all: each writer writes under a temporary name of its own (host,
 // process and a random part, so writers on a shared file system never collide), flushes it to
 // disk, renames it into place and flushes the folder, so a crash or a power cut leaves either the

@@ -1,3 +1,5 @@
+// The --jobs loop with what only it uses: child processes with piped output, forwarded signals,
+// devices handed out to slots, shards merged as children exit. One cohesive piece, kept whole.
 #include "launch/local_launcher.hpp"
 
 #include <fcntl.h>

@@ -1,4 +1,8 @@
 #pragma once
+// The launch layer (top of framework/src): sweeps spread over child processes (--jobs, this
+// header) or Slurm array tasks (slurm_launcher.hpp), each writing a shard the parent merges. It
+// uses the engine and every layer below it.
+//
 // Parallel sweeps: each grid point runs as a child `runner run FILE --index I --db SHARD` that
 // writes its own SQLite shard; the parent, the main database's only writer, merges each shard as
 // its child exits. The same shards serve the Slurm launcher.

@@ -1,4 +1,7 @@
 #pragma once
+// The loader layer: the plugin registry and the loader of plugin libraries (descriptor checks
+// before registration, one load per library, DIFFLAB_PLUGIN_PATH). It uses the api layer only.
+//
 // The one registry of plugins, in libdifflab; filled by loading plugin libraries.
 #include "difflab/export.hpp"
 #include <filesystem>

@@ -1,4 +1,7 @@
 #pragma once
+// The progress layer: live progress events and their display. It uses nothing of the framework
+// but the public API's errors, so every layer above may report to it.
+//
 // Live progress of a sweep: the events the engine reports, and SweepProgress, which shows them as
 // bars on a terminal, periodic lines in a log, or one JSON line per event for a parent process.
 #include <condition_variable>

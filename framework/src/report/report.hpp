@@ -1,4 +1,8 @@
 #pragma once
+// The report layer: the report's table model (report_table.cpp), its text formats (report.cpp)
+// and the HTML page (report_html.cpp, with assets/*.css and *.js embedded at build time). It reads
+// the store and never loads LibTorch (the `runner` front end links it alone).
+//
 // `runner report`: one row per run, the sweep axes as columns, then each metric per sampler.
 #include <cstdint>
 #include <nlohmann/json.hpp>

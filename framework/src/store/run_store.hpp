@@ -1,5 +1,5 @@
 #pragma once
-// The SQLite store of sweeps, runs, checkpoints, losses and metric values (see README "Schema").
+// The SQLite store of sweeps, runs, checkpoints, losses and metric values (docs/database.md).
 // The store layer owns the database: its schema and migrations (schema.cpp), every write with its
 // transactions and claims (run_store.cpp), every read, the reports' bulk reads among them
 // (store_reads.cpp), and folding one store into another (store_merge.cpp); SQLite stays inside

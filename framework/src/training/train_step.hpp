@@ -1,4 +1,8 @@
 #pragma once
+// The training layer: the training step and its loss (this header), the learning-rate schedule
+// and the weights' moving average, optimizer state keys, checkpoint files and crash points. It
+// uses io, config and the api layer; the loop that drives it is the engine's.
+//
 // One optimizer step of the denoising loss, written without host synchronisation (the loss
 // stays on the device) and with static shapes, so it can be captured in a CUDA graph and
 // later vectorised over several models trained as one.

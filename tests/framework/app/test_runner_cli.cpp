@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "store/run_store.hpp"
+#include "config/sections.hpp"
 #include "support.hpp"
 
 using namespace difflab;
@@ -126,6 +127,26 @@ TEST_CASE("runner plugins lists every plugin with its library and options", "[cl
   CHECK_THAT(out, Catch::Contains("beta_start (float, default 0.0001)"));
   REQUIRE(runner("plugins --kind sampler", &out) == 0);
   CHECK_THAT(out, !Catch::Contains("gmm2d"));
+}
+
+TEST_CASE("runner describe prints a section's keys from the specs that validate it", "[cli]") {
+  std::string out;
+  REQUIRE(runner("describe train", &out) == 0);
+  for (const auto& spec : train_section().options) CHECK_THAT(out, Catch::Contains("  " + describe_option(spec)));
+  CHECK_THAT(out, Catch::Contains("  lr (float, default 0.001): learning rate [> 0]"));
+  CHECK_THAT(out, Catch::Contains("  optimizer (string, default adam): optimizer [one of adam, adamw]"));
+  REQUIRE(runner("describe evaluation", &out) == 0);
+  CHECK_THAT(out, Catch::Contains("  num_samples (int, default 2000): samples each sampler draws per checkpoint [>= 1]"));
+  CHECK_THAT(out, Catch::Contains("  samplers (list of sampler plugins, default none)"));
+  REQUIRE(runner("describe", &out) == 0);
+  CHECK_THAT(out, Catch::Contains("train: ") && Catch::Contains("evaluation: ") && Catch::Contains("sweep: "));
+  // The sweep-file reference shows the same text, so the docs cannot drift from the specs.
+  std::ifstream docs(std::string(DIFFLAB_SOURCE_DIR) + "/docs/sweep-files.md");
+  const std::string reference((std::istreambuf_iterator<char>(docs)), std::istreambuf_iterator<char>());
+  CHECK_THAT(reference, Catch::Contains(describe_section(train_section()) + describe_section(evaluation_section())));
+  CHECK(runner("describe evalution", &out) == 2);
+  CHECK_THAT(out, Catch::Contains("unknown section 'evalution' (did you mean 'evaluation'?)"));
+  CHECK(std::count(out.begin(), out.end(), '\n') == 1);
 }
 
 TEST_CASE("runner refuses each kind of bad plugin library with exit code 2 naming it", "[cli][registry]") {

@@ -1,0 +1,33 @@
+// runner describe [SECTION]: a sweep-file section's keys with types, defaults, bounds and help,
+// printed from the same specs (config/sections.hpp) that validate the file.
+#include <iostream>
+
+#include "commands.hpp"
+#include "config/sections.hpp"
+
+namespace difflab::app {
+
+int describe_command(const Args& args) {
+  std::string section;
+  po::options_description desc("runner describe options");
+  desc.add_options()("help,h", "show this help")
+      ("section", po::value(&section), "train or evaluation (default: every section)");
+  po::positional_options_description positional;
+  positional.add("section", 1);
+  po::variables_map vm;
+  if (!parse_args(args, "runner describe [SECTION]", desc, positional, vm)) return 0;
+  if (!section.empty()) {
+    std::cout << describe_section(find_section(section));
+    return 0;
+  }
+  std::cout << "name (text, required): the sweep's name in the store and its folder under --out\n"
+               "seed (integer, default 0): the seed every random draw of a run derives from [>= 0]\n"
+               "device (text, default auto): auto, cpu, cuda or cuda:N\n"
+               "dataset, model, schedule: {plugin: NAME, options...}; each plugin's options: "
+               "runner plugins --kind KIND\n"
+               "sweep: the axes, {key.path: [values]}; the grid is their product\n";
+  for (const auto* s : framework_sections()) std::cout << describe_section(*s);
+  return 0;
+}
+
+}  // namespace difflab::app

@@ -1,0 +1,62 @@
+#include "engine/training_task.hpp"
+
+#include <memory>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "accel/cuda_graphs.hpp"
+#include "engine/run_context.hpp"
+#include "training/train_step.hpp"
+
+namespace difflab {
+
+DenoisingTask::DenoisingTask(RunContext& ctx) : ctx_(ctx) {}
+
+const DataSplit& DenoisingTask::training_data() const { return ctx_.train; }
+
+std::vector<torch::Tensor> DenoisingTask::parameters() { return ctx_.model->parameters(); }
+
+void DenoisingTask::prepare(torch::optim::Optimizer& optimizer, const std::string& tag) {
+  const auto& train = ctx_.run.train;
+  ctx_.model->train();
+  // On CUDA the step is captured in a CUDA graph (cuda_graphs.hpp); elsewhere it runs eagerly.
+  step_ = TrainStep(*ctx_.model, *ctx_.process, optimizer, train.grad_clip, train.label_dropout);
+  if (ctx_.device.is_cuda() && cuda_graphs_enabled() && DeviceAdam::supports(optimizer)) {
+    try {
+      step_ = [graphed = std::make_shared<GraphedTrainStep>(*ctx_.model, *ctx_.process, optimizer,
+                                                            train.grad_clip, train.label_dropout)](
+                  const torch::Tensor& x0, const torch::Tensor& labels, torch::Generator& g) {
+        return (*graphed)(x0, labels, g);
+      };
+    } catch (const std::invalid_argument& e) {  // a resumed optimizer it cannot take over
+      spdlog::warn("{}: training without CUDA graphs: {}", tag, e.what());
+    }
+  }
+}
+
+torch::Tensor DenoisingTask::step(const torch::Tensor& x, const torch::Tensor& labels,
+                                  torch::Generator& generator) {
+  return step_(x, labels, generator);
+}
+
+void DenoisingTask::after_step() {
+  if (ctx_.ema) ctx_.ema->update();
+}
+
+void DenoisingTask::save(const std::string& file, torch::optim::Optimizer& optimizer,
+                         const torch::Generator& generator, CheckpointPosition position) {
+  save_checkpoint(file, *ctx_.model, optimizer, generator, position, ctx_.ema ? &ctx_.ema->weights() : nullptr);
+}
+
+CheckpointPosition DenoisingTask::load(const std::string& file, torch::optim::Optimizer* optimizer,
+                                       torch::Generator* generator) {
+  const auto loaded = load_checkpoint(file, *ctx_.model, optimizer, generator, ctx_.device,
+                                      ctx_.ema ? &ctx_.ema->weights() : nullptr);
+  if (ctx_.ema && !loaded.has_ema) ctx_.ema->reset();  // written without one: start it here
+  return loaded.position;
+}
+
+std::string DenoisingTask::evaluated_name() const { return ctx_.evaluated_name(); }
+
+}  // namespace difflab

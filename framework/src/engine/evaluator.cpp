@@ -1,0 +1,154 @@
+#include "engine/evaluator.hpp"
+
+#include <optional>
+
+#include "difflab/errors.hpp"
+#include "engine/point_pictures.hpp"
+#include "io/image_io.hpp"
+#include "io/npy.hpp"
+#include "training/crash_point.hpp"
+
+namespace difflab {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Pictures of image samples: a grid of the first kGridSamples, kGridColumns to a row, and a
+// strip of about kProgressionFrames states of the first sample, x_T first and x_0 last.
+constexpr std::int64_t kGridSamples = 64;
+constexpr std::int64_t kGridColumns = 8;
+constexpr std::int64_t kProgressionFrames = 10;
+
+// Keeps the first sample's state after a few evenly spaced reverse steps, so that the strip
+// shows x_T, kProgressionFrames - 2 states between, and the final sample. Other steps cost one
+// lookup; a kept state copies one sample, not the batch.
+class ProgressionRecorder {
+ public:
+  ProgressionRecorder(std::int64_t steps, const torch::Tensor& x_T)
+      : keep_(std::max<std::int64_t>(steps, 0), false) {
+    // on_step(p - 1) comes after p of the S steps: keep p = round(k S / (F - 1)), 0 < p < S.
+    const std::int64_t intervals = kProgressionFrames - 1;
+    for (std::int64_t k = 1; k < intervals; ++k) {
+      const std::int64_t taken = (2 * k * steps + intervals) / (2 * intervals);
+      if (taken >= 1 && taken < steps) keep_[taken - 1] = true;  // the last step is the result
+    }
+    frames_.push_back(first(x_T));
+  }
+
+  StepCallback callback() {
+    return [this](std::int64_t step, const torch::Tensor& x) {
+      if (step >= 0 && step < static_cast<std::int64_t>(keep_.size()) && keep_[step]) {
+        keep_[step] = false;  // once, should a sampler report a step twice
+        frames_.push_back(first(x));
+      }
+    };
+  }
+
+  /// The kept states with the final sample appended: [frames, C, H, W] on the CPU.
+  torch::Tensor frames(const torch::Tensor& samples) {
+    frames_.push_back(first(samples));
+    return torch::cat(frames_, 0).to(torch::kCPU);
+  }
+
+ private:
+  // A copy on the sampling device: no host synchronisation in the middle of sampling.
+  static torch::Tensor first(const torch::Tensor& x) { return x.slice(0, 0, 1).clone(); }
+
+  std::vector<bool> keep_;
+  std::vector<torch::Tensor> frames_;
+};
+
+}  // namespace
+
+void Evaluator::evaluate(const CheckpointRecord& checkpoint) {
+  auto& ctx = ctx_;
+  auto& store = store_;
+  torch::NoGradGuard no_grad;
+  Denoiser& model = ctx.evaluated();
+  model.eval();
+  const auto& run = ctx.run;
+  // The run's own folder: a run that reuses another's checkpoints must not overwrite its samples.
+  const auto dir = ctx.eval_dir / fmt::format("epoch-{:06d}", checkpoint.epoch);
+  fs::create_directories(dir);
+  std::vector<MetricRecord> rows;
+  std::vector<ArtifactRecord> artifacts;
+  const auto record = [&](const std::vector<MetricValue>& values, const PluginConfig& sampler) {
+    for (const auto& v : values) {
+      MetricRecord row{checkpoint.id, sampler.label, sampler.json.dump(), v.name, v.variant, v.value};
+      row.better = v.better == Better::higher ? "higher" : "lower";  // as the plugin declares
+      rows.push_back(std::move(row));
+    }
+  };
+  const PluginConfig no_sampler{"", Options{}, "", nlohmann::json::object()};
+  for (std::size_t m = 0; m < ctx.metrics.size(); ++m) {
+    if (ctx.metrics[m]->scope() == Metric::Scope::samples) continue;
+    const auto& label = run.evaluation.metrics[m].label;
+    MetricContext mc{model, *ctx.process, ctx.train, ctx.test, torch::Tensor(),
+                     make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step)),
+                     Conditioning{}, run.evaluation.class_conditional};
+    record(ctx.metrics[m]->evaluate(mc), no_sampler);
+  }
+  auto sample_shape = ctx.train.x.sizes().vec();
+  sample_shape[0] = run.evaluation.num_samples;
+  Conditioning cond;
+  if (run.evaluation.class_conditional) {  // balanced labels 0, 1, ..., K-1, 0, 1, ...
+    cond.labels = torch::arange(run.evaluation.num_samples, torch::TensorOptions().dtype(torch::kLong).device(ctx.device)) %
+                  ctx.dataset->num_classes();
+    cond.guidance_scale = run.evaluation.guidance_scale;
+  }
+  const bool images = is_image_batch(sample_shape);  // 2-D points get no pictures
+  for (std::size_t s = 0; s < ctx.samplers.size(); ++s) {
+    const auto& sampler = run.evaluation.samplers[s];
+    auto gen = make_generator(ctx.device, derive_seed(run.seed, "sampler:" + sampler.label, checkpoint.step));
+    const auto x_T = torch::randn(sample_shape, gen, ctx.train.x.options());
+    std::optional<ProgressionRecorder> progression;
+    if (images) progression.emplace(ctx.samplers[s]->steps(ctx.process->timesteps()), x_T);
+    std::optional<ReverseRecorder> reverse;  // 2-D points: the first sampler's animation
+    if (s == 0 && is_point_batch(sample_shape)) reverse.emplace(ctx.samplers[s]->steps(ctx.process->timesteps()), x_T);
+    SamplingContext sc{model, *ctx.process, gen, cond,
+                       progression ? progression->callback() : reverse ? reverse->callback() : StepCallback{}};
+    torch::Tensor samples;
+    try {
+      samples = ctx.sampler_graphs.sample(*ctx.samplers[s], sc, x_T);
+    } catch (const c10::Error& e) {
+      throw RunError("sampler '" + sampler.label + "' failed: " + e.what_without_backtrace());
+    } catch (const InputError& e) {
+      throw RunError("sampler '" + sampler.label + "': " + e.what());
+    }
+    const auto name = file_label(sampler.label);
+    const auto npy = (dir / ("samples-" + name + ".npy")).string();
+    write_npy(npy, samples);
+    artifacts.push_back({checkpoint.id, sampler.label, "samples_npy", npy});
+    if (progression && is_image_batch(samples.sizes())) {
+      const auto grid = (dir / ("samples-" + name + ".png")).string();
+      write_png(grid, image_grid(samples.slice(0, 0, kGridSamples), kGridColumns));
+      artifacts.push_back({checkpoint.id, sampler.label, "samples_grid_png", grid});
+      const auto strip = (dir / ("progression-" + name + ".png")).string();
+      const auto frames = progression->frames(samples);
+      write_png(strip, image_grid(frames, frames.size(0)));
+      artifacts.push_back({checkpoint.id, sampler.label, "progression_png", strip});
+    }
+    if (is_point_batch(sample_shape) && is_point_batch(samples.sizes())) {
+      for (auto& a : write_point_pictures(dir, name, ctx.train.x, samples, reverse ? &*reverse : nullptr,
+                                          checkpoint.id, sampler.label)) {
+        artifacts.push_back(std::move(a));
+      }
+    }
+    for (std::size_t m = 0; m < ctx.metrics.size(); ++m) {
+      if (ctx.metrics[m]->scope() == Metric::Scope::checkpoint) continue;
+      const auto& label = run.evaluation.metrics[m].label;
+      MetricContext mc{model, *ctx.process, ctx.train, ctx.test, samples,
+                       make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step)),
+                       cond, run.evaluation.class_conditional};
+      record(ctx.metrics[m]->evaluate(mc), sampler);
+    }
+  }
+  crash_point("evaluation");
+  store.transaction([&] {
+    for (const auto& r : rows) store.add_metric(r);
+    for (const auto& a : artifacts) store.add_artifact(a);
+  });
+  model.train();
+}
+
+}  // namespace difflab
