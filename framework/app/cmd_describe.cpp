@@ -20,9 +20,9 @@ int describe_command(const Args& args) {
     std::cout << describe_section(find_section(section));
     return 0;
   }
-  std::cout << "name (text, required): the sweep's name in the store and its folder under --out\n"
-               "seed (integer, default 0): the seed every random draw of a run derives from [>= 0]\n"
-               "device (text, default auto): auto, cpu, cuda or cuda:N\n"
+  std::cout << "name (string, required): the sweep's name in the store and its folder under --out\n"
+               "seed (int, default 0): the seed every random draw of a run derives from [>= 0]\n"
+               "device (string, default auto): auto, cpu, cuda or cuda:N\n"
                "dataset, model, schedule: {plugin: NAME, options...}; each plugin's options: "
                "runner plugins --kind KIND\n"
                "sweep: the axes, {key.path: [values]}; the grid is their product\n";
