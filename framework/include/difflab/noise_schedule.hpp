@@ -21,6 +21,11 @@ class DIFFLAB_API NoiseSchedule {
   virtual torch::Tensor betas() const = 0;
 };
 
+/// Lin et al. 2024, Algorithm 1: the betas rescaled so that sqrt(abar) is shifted and scaled to
+/// end at exactly 0 (a zero terminal SNR) while keeping its first value; the last beta becomes 1.
+/// Any schedule can be rescaled: `rescale_zero_terminal_snr: true` in its sweep-file section.
+DIFFLAB_API torch::Tensor rescale_zero_terminal_snr(const torch::Tensor& betas);
+
 /// The range most schedules are given: `timesteps`, `beta_start`, `beta_end`. Schedules that share
 /// these keys can be swapped by a sweep axis without touching the rest of the file.
 struct DIFFLAB_API BetaRange {

@@ -20,7 +20,7 @@
 namespace difflab {
 
 /// Bumped whenever an interface in framework/include/difflab changes incompatibly.
-constexpr std::uint32_t kPluginApiVersion = 3;  // 3: Denoiser's batched form
+constexpr std::uint32_t kPluginApiVersion = 4;  // 4: continuous time, spacing, Sampler::nfe
 constexpr const char* kPluginEntryPoint = "difflab_plugin_descriptor";
 
 enum class PluginKind { schedule, model, sampler, dataset, metric };
