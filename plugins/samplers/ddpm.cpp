@@ -1,5 +1,7 @@
-// ddpm: ancestral sampling, one model call per timestep (Ho et al. 2020, Algorithm 2).
+// ddpm: ancestral sampling (Ho et al. 2020, Algorithm 2), on every timestep or a respaced
+// subsequence of them (Nichol & Dhariwal 2021, sec. 4).
 #include "difflab/plugin.hpp"
+#include "respaced.hpp"
 
 namespace {
 using namespace difflab;
@@ -7,49 +9,54 @@ using namespace difflab;
 class DdpmSampler final : public Sampler {
  public:
   explicit DdpmSampler(const Options& o)
-      : posterior_variance_(o.text("variance") == "posterior"),
+      : steps_(o.integer("steps")),
+        spacing_(TimestepSpacing::from(o)),
+        posterior_variance_(o.text("variance") == "posterior"),
         clip_x0_(o.boolean("clip_x0")),
         clip_range_(o.real("clip_range")) {}
 
+  std::int64_t steps(std::int64_t timesteps) const override { return steps_ > 0 ? steps_ : timesteps; }
+
   torch::Tensor sample(const SamplingContext& ctx, torch::Tensor x) const override {
-    const auto& p = ctx.process;
-    const std::int64_t T = p.timesteps();
-    for (std::int64_t i = T - 1; i >= 0; --i) {
-      const auto t = timestep_batch(x, i);
-      const auto d = denoise(ctx.model, p, x, t, ctx.cond);
+    const auto ts = spacing_.timesteps(ctx.process, steps(ctx.process.timesteps()), "ddpm");
+    for (std::size_t i = 0; i < ts.size(); ++i) {
+      const auto d = denoise_at(ctx, x, ts[i]);
+      const auto s = respaced::step(ctx.process, ts, i);
       torch::Tensor mean;
-      if (clip_x0_) {
-        // Nichol & Dhariwal 2021 (improved-diffusion p_mean_variance): eq. 7's mean of the clipped x0.
-        mean = p.posterior_mean(d.x0.clamp(-clip_range_, clip_range_), x, t.to(torch::kLong));
+      if (clip_x0_ || s.alpha() == 0.0) {
+        // Nichol & Dhariwal 2021 (improved-diffusion p_mean_variance): eq. 7's mean of the
+        // (clipped) x0; also the form that stays finite from abar = 0 (zero terminal SNR).
+        const auto x0 = clip_x0_ ? d.x0.clamp(-clip_range_, clip_range_) : d.x0;
+        mean = respaced::posterior_mean(s, x0, x);
       } else {
-        // Ho et al. 2020, Alg. 2: mu = (x_t - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t).
-        const auto eps_scale = p.betas()[i] / p.sqrt_one_minus_alpha_bars()[i];
-        mean = (x - eps_scale * d.epsilon) / p.alphas()[i].sqrt();
+        // Ho et al. 2020, Alg. 2: mu = (x_t - beta / sqrt(1 - abar) eps) / sqrt(alpha).
+        mean = (x - (s.beta() / std::sqrt(1.0 - s.abar)) * d.epsilon) / std::sqrt(s.alpha());
       }
-      x = ancestral_step(ctx, mean, i, posterior_variance_);
-      if (ctx.on_step) ctx.on_step(T - 1 - i, x);
+      x = respaced::add_noise(ctx, s, mean, posterior_variance_, i + 1 == ts.size());
+      if (ctx.on_step) ctx.on_step(static_cast<std::int64_t>(i), x);
     }
     return x;
   }
 
  private:
+  std::int64_t steps_;
+  TimestepSpacing spacing_;
   bool posterior_variance_, clip_x0_;
   double clip_range_;
 };
+
+std::vector<OptionSpec> ddpm_options() {
+  std::vector<OptionSpec> specs{respaced::steps_spec(), respaced::variance_spec("beta"), respaced::clip_spec(),
+                                respaced::clip_range_spec()};
+  for (auto& spec : TimestepSpacing::options()) specs.push_back(std::move(spec));
+  return specs;
+}
 
 }  // namespace
 
 DIFFLAB_PLUGIN(registrar) {
   registrar.add_sampler(
-      {"ddpm", "1.1.0", "Ancestral DDPM sampling, T model calls (Ho et al. 2020, Alg. 2)",
-       {OptionSpec::text("variance", "beta",
-                         "reverse-step variance: beta (sigma^2 = beta_t, upper bound) or posterior "
-                         "(sigma^2 = beta tilde_t, lower bound)",
-                         {"beta", "posterior"}),
-        OptionSpec::boolean("clip_x0", false,
-                            "clamp the predicted x0 to [-clip_range, clip_range] at every step, as "
-                            "improved-diffusion's clip_denoised does"),
-        OptionSpec::real("clip_range", 1.0, "bound of the clamp (data units; the data lie in [-1, 1])")
-            .greater_than(0)}},
+      {"ddpm", "2.0.0", "Ancestral DDPM sampling, one model call per step (Ho et al. 2020, Alg. 2)",
+       ddpm_options()},
       [](const Options& o) { return std::make_unique<DdpmSampler>(o); });
 }

@@ -74,11 +74,6 @@ DIFFLAB_API Denoised denoise_at(const SamplingContext& ctx, const torch::Tensor&
 /// Standard normal noise with the context's generator, shaped like `like`.
 DIFFLAB_API torch::Tensor sampler_noise(const SamplingContext& ctx, const torch::Tensor& like);
 
-/// The end of one ancestral step from timestep index `t`: mean + sigma_t z, with sigma_t^2 = beta_t
-/// or, when `posterior_variance`, beta tilde_t (Ho et al. 2020, sec. 3.2); no noise at t = 0.
-DIFFLAB_API torch::Tensor ancestral_step(const SamplingContext& ctx, const torch::Tensor& mean,
-                                         std::int64_t t, bool posterior_variance);
-
 /// A tensor [B] filled with the timestep `t` as the model expects it (float; fractional allowed).
 DIFFLAB_API torch::Tensor timestep_batch(const torch::Tensor& x, double t);
 

@@ -239,13 +239,13 @@ void ReplayedWork::operator()(const std::vector<torch::Generator>& generators, t
 
 GraphedTrainStep::GraphedTrainStep(Denoiser& model, const DiffusionProcess& process,
                                    torch::optim::Optimizer& optimizer, double grad_clip,
-                                   double label_dropout, int warmup)
+                                   LossSettings loss, int warmup)
     : model_(model), process_(process), adam_(optimizer), grad_clip_(grad_clip),
-      label_dropout_(label_dropout), parameters_(model.parameters()),
+      loss_settings_(loss), parameters_(model.parameters()),
       replay_(
           [this] {
             for (auto& p : parameters_) p.mutable_grad().reset();  // set to none: backward allocates
-            const auto loss = denoising_loss(model_, process_, x0_, labels_, *generator_, label_dropout_);
+            const auto loss = denoising_loss(model_, process_, x0_, labels_, *generator_, loss_settings_);
             loss.backward();
             if (grad_clip_ > 0) clip_grad_norm_on_device(parameters_, grad_clip_);
             adam_.step();

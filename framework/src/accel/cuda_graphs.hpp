@@ -25,6 +25,7 @@
 
 #include "difflab/diffusion.hpp"
 #include "difflab/sampler.hpp"
+#include "training/train_step.hpp"
 
 namespace difflab {
 
@@ -92,7 +93,7 @@ class ReplayedWork {
 class GraphedTrainStep {
  public:
   GraphedTrainStep(Denoiser& model, const DiffusionProcess& process, torch::optim::Optimizer& optimizer,
-                   double grad_clip, double label_dropout = 0.0, int warmup = 3);
+                   double grad_clip, LossSettings loss = {}, int warmup = 3);
   GraphedTrainStep(const GraphedTrainStep&) = delete;  // its work refers to this object
   GraphedTrainStep& operator=(const GraphedTrainStep&) = delete;
 
@@ -104,7 +105,8 @@ class GraphedTrainStep {
   Denoiser& model_;
   const DiffusionProcess& process_;
   DeviceAdam adam_;
-  double grad_clip_, label_dropout_;
+  double grad_clip_;
+  LossSettings loss_settings_;
   std::vector<torch::Tensor> parameters_;
   torch::Tensor x0_, labels_, loss_;  // the graph's input and output buffers
   std::optional<torch::Generator> generator_;

@@ -27,4 +27,19 @@ BetaRange BetaRange::from(const Options& options, const std::string& plugin) {
   return range;
 }
 
+torch::Tensor rescale_zero_terminal_snr(const torch::Tensor& betas) {
+  // Lin et al. 2024, Algorithm 1: shift sqrt(abar) so that its last value is 0, scale it so that
+  // its first is unchanged, and turn the result back into betas.
+  const auto b = betas.to(torch::kCPU, torch::kFloat64);
+  auto root = torch::cumprod(1.0 - b, 0).sqrt();
+  const double first = root[0].item<double>(), last = root[-1].item<double>();
+  if (root.size(0) < 2 || !(first > last)) {
+    throw InputError("rescale_zero_terminal_snr needs at least two timesteps with abar falling");
+  }
+  root = (root - last) * (first / (first - last));
+  const auto alpha_bars = root.square();
+  const auto alphas = torch::cat({alpha_bars.slice(0, 0, 1), alpha_bars.slice(0, 1) / alpha_bars.slice(0, 0, -1)});
+  return 1.0 - alphas;
+}
+
 }  // namespace difflab

@@ -33,6 +33,10 @@ const SectionSpec& train_section() {
                            "(for classifier-free guidance; labelled datasets only)")
               .at_least(0)
               .at_most(1),
+          OptionSpec::text("loss_weighting", "none", "per-example weight of the denoising loss: none, or "
+                           "min_snr, min(SNR, gamma) in the prediction type's units (Hang et al. 2023)",
+                           {"none", "min_snr"}),
+          OptionSpec::real("min_snr_gamma", 5.0, "gamma of loss_weighting: min_snr").greater_than(0),
       },
       {}};
   return section;
@@ -51,10 +55,22 @@ const SectionSpec& evaluation_section() {
                            "uncond), s = 1 + w of Ho & Salimans 2022; 1 is plain conditional "
                            "(needs class_conditional)")
               .at_least(0),
+          OptionSpec::boolean("common_noise", true,
+                              "every sampler and every checkpoint of a run starts from the same x_T "
+                              "(common random numbers); stochastic samplers draw their later noise "
+                              "from their own streams"),
       },
       {{"samplers", PluginKind::sampler, "the samplers, each a map {plugin: NAME, options...}"},
        {"metrics", PluginKind::metric, "the metrics, each a map {plugin: NAME, options...}"}}};
   return section;
+}
+
+const std::vector<OptionSpec>& schedule_framework_options() {
+  static const std::vector<OptionSpec> options{OptionSpec::boolean(
+      "rescale_zero_terminal_snr", false,
+      "rescale the betas to a zero terminal SNR, abar_T = 0 (Lin et al. 2024, Alg. 1): train with "
+      "v or x0 prediction")};
+  return options;
 }
 
 std::vector<const SectionSpec*> framework_sections() { return {&train_section(), &evaluation_section()}; }

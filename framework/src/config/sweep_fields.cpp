@@ -154,7 +154,8 @@ Options resolve_section(const Locator& loc, const YAML::Node& map, const std::st
 }
 
 PluginConfig resolve_plugin(const Locator& loc, const YAML::Node& node, const std::string& path,
-                            PluginKind kind, const Registry& registry) {
+                            PluginKind kind, const Registry& registry,
+                            const std::vector<OptionSpec>& framework) {
   if (!node.IsDefined() || node.IsNull()) {
     loc.fail(node, path, std::string("missing the ") + plugin_kind_name(kind) +
                              " section (a map with a 'plugin' key)");
@@ -180,11 +181,17 @@ PluginConfig resolve_plugin(const Locator& loc, const YAML::Node& node, const st
   PluginConfig config;
   config.plugin = name;
   std::string args;
-  config.options = resolve_section(loc, node, path, entry->info.options, {"plugin"}, &args);
+  auto specs = entry->info.options;
+  specs.insert(specs.end(), framework.begin(), framework.end());
+  config.options = resolve_section(loc, node, path, specs, {"plugin"}, &args);
   config.label = args.empty() ? name : name + "(" + args + ")";
   config.json = json::object();
   config.json["plugin"] = name;
-  for (const auto& [k, v] : config.options.values()) config.json[k] = option_json(v);
+  for (const auto& [k, v] : config.options.values()) {
+    const auto own = std::find_if(framework.begin(), framework.end(), [&](const OptionSpec& o) { return o.name == k; });
+    if (own != framework.end() && own->default_value && *own->default_value == v) continue;
+    config.json[k] = option_json(v);
+  }
   return config;
 }
 

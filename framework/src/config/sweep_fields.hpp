@@ -77,9 +77,13 @@ nlohmann::json option_json(const OptionValue& v);
 Options resolve_section(const Locator& loc, const YAML::Node& map, const std::string& path,
                         const std::vector<OptionSpec>& specs, const std::set<std::string>& skip,
                         std::string* label_args);
-/// A plugin section ({plugin: NAME, options...}) resolved against the plugin's option specs.
+/// A plugin section ({plugin: NAME, options...}) resolved against the plugin's option specs and
+/// `framework`'s, options the framework itself reads in every plugin of the kind (a schedule's
+/// rescale_zero_terminal_snr). Those are left out of the JSON (the run's identity) while they hold
+/// their default, so adding one does not change the identity of runs recorded before it.
 PluginConfig resolve_plugin(const Locator& loc, const YAML::Node& node, const std::string& path,
-                            PluginKind kind, const Registry& registry);
+                            PluginKind kind, const Registry& registry,
+                            const std::vector<OptionSpec>& framework = {});
 /// A list of plugin sections; the same instance listed twice is refused.
 std::vector<PluginConfig> resolve_plugin_list(const Locator& loc, const YAML::Node& node,
                                               const std::string& path, PluginKind kind,

@@ -85,7 +85,9 @@ RunConfig resolve_run(const Locator& loc, const YAML::Node& root, const Registry
   }
   run.dataset = resolve_plugin(loc, root["dataset"], "dataset", PluginKind::dataset, registry);
   run.model = resolve_plugin(loc, root["model"], "model", PluginKind::model, registry);
-  run.schedule = resolve_plugin(loc, root["schedule"], "schedule", PluginKind::schedule, registry);
+  run.schedule = resolve_plugin(loc, root["schedule"], "schedule", PluginKind::schedule, registry,
+                                schedule_framework_options());
+  run.zero_terminal_snr = run.schedule.options.boolean("rescale_zero_terminal_snr");
 
   const auto train_options = resolve_framework_section(loc, root, train_section());
   run.train.epochs = train_options.integer("epochs");
@@ -101,11 +103,14 @@ RunConfig resolve_run(const Locator& loc, const YAML::Node& root, const Registry
   run.train.min_lr = train_options.real("min_lr");
   run.train.ema_decay = train_options.real("ema_decay");
   run.train.label_dropout = train_options.real("label_dropout");
+  run.train.loss_weighting = train_options.text("loss_weighting");
+  run.train.min_snr_gamma = train_options.real("min_snr_gamma");
 
   const auto evaluation_options = resolve_framework_section(loc, root, evaluation_section());
   run.evaluation.num_samples = evaluation_options.integer("num_samples");
   run.evaluation.class_conditional = evaluation_options.boolean("class_conditional");
   run.evaluation.guidance_scale = evaluation_options.real("guidance_scale");
+  run.evaluation.common_noise = evaluation_options.boolean("common_noise");
   const YAML::Node& evaluation = root["evaluation"];
   if (evaluation.IsDefined() && evaluation.IsMap()) {
     // Guidance needs labels to guide with; unconditional sampling would ignore it silently.
@@ -121,6 +126,11 @@ RunConfig resolve_run(const Locator& loc, const YAML::Node& root, const Registry
 
   json train_json = json::object();
   for (const auto& [k, v] : train_options.values()) train_json[k] = option_json(v);
+  // Unweighted runs recorded before loss weighting existed keep their identity (train_hash).
+  if (run.train.loss_weighting == "none") {
+    train_json.erase("loss_weighting");
+    train_json.erase("min_snr_gamma");
+  }
   json samplers = json::array(), metrics = json::array();
   for (const auto& s : run.evaluation.samplers) samplers.push_back(s.json);
   for (const auto& m : run.evaluation.metrics) metrics.push_back(m.json);
@@ -132,6 +142,7 @@ RunConfig resolve_run(const Locator& loc, const YAML::Node& root, const Registry
   run.json["evaluation"] = {{"num_samples", run.evaluation.num_samples},
                             {"class_conditional", run.evaluation.class_conditional},
                             {"guidance_scale", run.evaluation.guidance_scale},
+                            {"common_noise", run.evaluation.common_noise},
                             {"samplers", samplers},
                             {"metrics", metrics}};
   run.config_hash = stable_hash(run.json.dump());

@@ -38,12 +38,15 @@ struct TrainConfig {
   double min_lr = 0;     // end of the cosine decay
   double ema_decay = 0;  // 0: no EMA
   double label_dropout = 0;  // share of labels trained as "no label" (classifier-free guidance)
+  std::string loss_weighting;  // none | min_snr (Hang et al. 2023)
+  double min_snr_gamma = 5;
 };
 
 struct EvaluationConfig {
   std::int64_t num_samples = 0;
   bool class_conditional = false;  // sample with balanced class labels (the dataset's classes)
   double guidance_scale = 1.0;     // classifier-free guidance weight when class_conditional
+  bool common_noise = true;        // one x_T for every sampler and checkpoint of the run
   std::vector<PluginConfig> samplers;
   std::vector<PluginConfig> metrics;
 };
@@ -55,6 +58,7 @@ struct RunConfig {
   std::int64_t seed = 0;
   std::string device;  // auto | cpu | cuda | cuda:N
   PluginConfig dataset, model, schedule;
+  bool zero_terminal_snr = false;  // schedule.rescale_zero_terminal_snr
   TrainConfig train;
   EvaluationConfig evaluation;
   nlohmann::json json;  // the resolved config (what the store records)

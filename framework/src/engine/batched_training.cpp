@@ -31,6 +31,7 @@ namespace fs = std::filesystem;
 std::string batching_obstacle(const RunConfig& run, const Registry& registry) {
   if (run.train.ema_decay > 0) return "train.ema_decay is not batched";
   if (run.train.label_dropout > 0) return "train.label_dropout is not batched";
+  if (run.train.loss_weighting != "none") return "train.loss_weighting is not batched";
   if (run.train.optimizer != "adam" && run.train.optimizer != "adamw") return "optimizer " + run.train.optimizer;
   // Making the model draws its initial weights from torch's global generator: put it back, so
   // that asking changes nothing a run draws later.
@@ -254,13 +255,12 @@ std::int64_t train_batched_groups(const SweepGrid& grid, RunStore& store, const 
         m.run_id = run_id;
         const auto device = resolve_device(run->device);
         const auto dataset = registry.make_dataset(run->dataset.plugin, run->dataset.options);
-        const auto schedule = registry.make_schedule(run->schedule.plugin, run->schedule.options);
         torch::manual_seed(derive_seed(run->seed, "model-init"));  // as the engine: same initial weights
         m.model = registry.make_model(run->model.plugin, run->model.options);
         m.model->to(device);
         m.model->train();
         m.train_x = dataset->load(Split::train, derive_seed(run->seed, "data")).x.to(device);
-        m.process = std::make_unique<DiffusionProcess>(schedule->betas(), device);
+        m.process = std::make_unique<DiffusionProcess>(schedule_betas(registry, run->schedule), device);
         m.generator = make_generator(device, derive_seed(run->seed, "train"));
         m.run_dir = options.engine.out_dir / run->sweep / run->train_hash;
         store.mark_running(run_id, device.str(), ::getpid());

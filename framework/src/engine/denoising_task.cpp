@@ -21,11 +21,12 @@ void DenoisingTask::prepare(torch::optim::Optimizer& optimizer, const std::strin
   const auto& train = ctx_.run.train;
   ctx_.model->train();
   // On CUDA the step is captured in a CUDA graph (cuda_graphs.hpp); elsewhere it runs eagerly.
-  step_ = TrainStep(*ctx_.model, *ctx_.process, optimizer, train.grad_clip, train.label_dropout);
+  const LossSettings loss{train.label_dropout, train.loss_weighting == "min_snr" ? train.min_snr_gamma : 0.0};
+  step_ = TrainStep(*ctx_.model, *ctx_.process, optimizer, train.grad_clip, loss);
   if (ctx_.device.is_cuda() && cuda_graphs_enabled() && DeviceAdam::supports(optimizer)) {
     try {
       step_ = [graphed = std::make_shared<GraphedTrainStep>(*ctx_.model, *ctx_.process, optimizer,
-                                                            train.grad_clip, train.label_dropout)](
+                                                            train.grad_clip, loss)](
                   const torch::Tensor& x0, const torch::Tensor& labels, torch::Generator& g) {
         return (*graphed)(x0, labels, g);
       };

@@ -93,6 +93,10 @@ struct SweepSummary {
 SweepSummary run_sweep(SweepGrid grid, RunStore& store, const Registry& registry,
                        const SweepOptions& options);
 
+/// The betas a run's schedule section gives: the plugin's, rescaled to a zero terminal SNR when
+/// the section says rescale_zero_terminal_snr (float64, CPU).
+torch::Tensor schedule_betas(const Registry& registry, const PluginConfig& schedule);
+
 /// The schedule's alpha bar at t = T: what fraction of the data's variance survives into x_T.
 double terminal_alpha_bar(const Registry& registry, const PluginConfig& schedule);
 

@@ -99,8 +99,11 @@ void Evaluator::evaluate(const CheckpointRecord& checkpoint) {
   const bool images = is_image_batch(sample_shape);  // 2-D points get no pictures
   for (std::size_t s = 0; s < ctx.samplers.size(); ++s) {
     const auto& sampler = run.evaluation.samplers[s];
+    // The sampler's own stream for its later noise; x_T from the run's common stream, so two
+    // samplers or two checkpoints differ by themselves, not by their noise (common random numbers).
     auto gen = make_generator(ctx.device, derive_seed(run.seed, "sampler:" + sampler.label, checkpoint.step));
-    const auto x_T = torch::randn(sample_shape, gen, ctx.train.x.options());
+    auto x_T_gen = run.evaluation.common_noise ? make_generator(ctx.device, derive_seed(run.seed, "x_T")) : gen;
+    const auto x_T = torch::randn(sample_shape, x_T_gen, ctx.train.x.options());
     std::optional<ProgressionRecorder> progression;
     if (images) progression.emplace(ctx.samplers[s]->steps(ctx.process->timesteps()), x_T);
     std::optional<ReverseRecorder> reverse;  // 2-D points: the first sampler's animation

@@ -77,7 +77,7 @@ RunContext make_context(const Registry& registry, const RunConfig& run, const fs
   ctx.train = to_device(ctx.dataset->load(Split::train, derive_seed(run.seed, "data")), ctx.device);
   ctx.test = to_device(ctx.dataset->load(Split::test, derive_seed(run.seed, "data")), ctx.device);
   if (ctx.train.x.size(0) < 1) throw RunError("the dataset's train split is empty");
-  ctx.process = std::make_unique<DiffusionProcess>(ctx.schedule->betas(), ctx.device);
+  ctx.process = std::make_unique<DiffusionProcess>(schedule_betas(registry, run.schedule), ctx.device);
   ctx.run_dir = out_dir / run.sweep / run.train_hash;
   ctx.eval_dir = evaluation_dir(out_dir, run);
   return ctx;

@@ -7,10 +7,9 @@ namespace difflab {
 
 void validate_run(const Registry& registry, const RunConfig& run) {
   const auto where = "run " + std::to_string(run.index) + ": ";
-  const auto schedule = registry.make_schedule(run.schedule.plugin, run.schedule.options);
   std::int64_t timesteps = 0;
   try {  // the process's own checks (betas in (0, 1)) on the CPU
-    timesteps = DiffusionProcess(schedule->betas(), torch::kCPU).timesteps();
+    timesteps = DiffusionProcess(schedule_betas(registry, run.schedule), torch::kCPU).timesteps();
   } catch (const InputError& e) {
     throw InputError(where + "schedule '" + run.schedule.label + "': " + e.what());
   }
@@ -22,7 +21,14 @@ void validate_run(const Registry& registry, const RunConfig& run) {
                        " steps, more than the schedule's " + std::to_string(timesteps) + " timesteps");
     }
   }
-  registry.make_model(run.model.plugin, run.model.options);  // option errors (groups, sizes) now
+  const auto model = registry.make_model(run.model.plugin, run.model.options);  // option errors now
+  if (run.zero_terminal_snr && model->prediction() == Prediction::epsilon) {
+    // Lin et al. 2024, sec. 3.2: at abar_T = 0, x_T is pure noise, so predicting the noise says
+    // nothing about x0 (x0 = (x_T - sqrt(1 - abar) eps) / sqrt(abar) divides by 0).
+    throw InputError(where + "schedule.rescale_zero_terminal_snr: epsilon prediction cannot be "
+                     "sampled at a zero terminal SNR (x0 = (x - sqrt(1 - abar) eps) / sqrt(abar) divides "
+                     "by sqrt(abar_T) = 0); set the model's prediction: v (Lin et al. 2024, sec. 3.2)");
+  }
   const auto dataset = registry.make_dataset(run.dataset.plugin, run.dataset.options);
   if (run.evaluation.class_conditional && dataset->num_classes() < 1) {
     throw InputError(where + "evaluation.class_conditional: the dataset '" + run.dataset.label +
@@ -36,8 +42,15 @@ void validate_run(const Registry& registry, const RunConfig& run) {
   resolve_device(run.device);
 }
 
-double terminal_alpha_bar(const Registry& registry, const PluginConfig& schedule) {
+torch::Tensor schedule_betas(const Registry& registry, const PluginConfig& schedule) {
   const auto betas = registry.make_schedule(schedule.plugin, schedule.options)->betas().to(torch::kFloat64);
+  const bool rescale = schedule.options.has("rescale_zero_terminal_snr") &&
+                       schedule.options.boolean("rescale_zero_terminal_snr");
+  return rescale ? rescale_zero_terminal_snr(betas) : betas;
+}
+
+double terminal_alpha_bar(const Registry& registry, const PluginConfig& schedule) {
+  const auto betas = schedule_betas(registry, schedule);
   return torch::prod(1.0 - betas).item<double>();  // abar_T = prod_t (1 - beta_t), Ho et al. eq. 4
 }
 

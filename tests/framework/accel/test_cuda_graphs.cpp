@@ -49,8 +49,8 @@ void compare_steps(torch::Device device, bool decoupled) {
   auto graphed_model = tiny_mlp(11, device);
   auto eager_opt = make_adam(*eager_model, decoupled);
   auto graphed_opt = make_adam(*graphed_model, decoupled);
-  TrainStep eager(*eager_model, process, *eager_opt, /*grad_clip=*/0.5, /*label_dropout=*/0.2);
-  GraphedTrainStep graphed(*graphed_model, process, *graphed_opt, 0.5, 0.2, /*warmup=*/2);
+  TrainStep eager(*eager_model, process, *eager_opt, /*grad_clip=*/0.5, LossSettings{/*label_dropout=*/0.2});
+  GraphedTrainStep graphed(*graphed_model, process, *graphed_opt, 0.5, LossSettings{0.2}, /*warmup=*/2);
   auto eager_gen = torch::Generator(at::detail::createCPUGenerator(5));
   auto graphed_gen = torch::Generator(at::detail::createCPUGenerator(5));
   if (device.is_cuda()) {

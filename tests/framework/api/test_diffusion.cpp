@@ -6,6 +6,7 @@
 
 #include "difflab/diffusion.hpp"
 #include "difflab/errors.hpp"
+#include "difflab/sampler.hpp"
 
 namespace {
 using namespace difflab;
@@ -41,7 +42,7 @@ class FixedGuess final : public Denoiser {
       : process_(process), x0_(std::move(x0)), noise_(std::move(noise)), prediction_(prediction) {}
   torch::Tensor forward(const torch::Tensor&, const torch::Tensor& t,
                         const Conditioning&) override {
-    return process_.target(prediction_, x0_, noise_, t.to(torch::kLong));
+    return process_.target(prediction_, x0_, noise_, t);  // float t: fractional allowed
   }
   Prediction prediction() const override { return prediction_; }
 
@@ -173,9 +174,86 @@ TEST_CASE("denoise applies classifier-free guidance", "[diffusion]") {
 }
 
 TEST_CASE("DiffusionProcess refuses betas outside (0, 1)", "[diffusion]") {
-  REQUIRE_THROWS_AS(DiffusionProcess(torch::tensor({0.1, 1.0}, torch::kFloat64), torch::kCPU),
+  REQUIRE_THROWS_AS(DiffusionProcess(torch::tensor({1.0, 0.1}, torch::kFloat64), torch::kCPU),
                     InputError);
+  REQUIRE_THROWS_AS(DiffusionProcess(torch::tensor({0.1, 1.5}, torch::kFloat64), torch::kCPU),
+                    InputError);
+  // The last beta may be exactly 1: a zero terminal SNR (Lin et al. 2024).
+  REQUIRE(DiffusionProcess(torch::tensor({0.1, 1.0}, torch::kFloat64), torch::kCPU).zero_terminal_snr());
   REQUIRE_THROWS_AS(DiffusionProcess(torch::tensor({0.0, 0.1}, torch::kFloat64), torch::kCPU),
                     InputError);
   REQUIRE_THROWS_AS(DiffusionProcess(torch::zeros({0}, torch::kFloat64), torch::kCPU), InputError);
+}
+
+TEST_CASE("continuous time: log-SNR linear between table entries, sigma and lambda inverse to t", "[diffusion]") {
+  const auto process = small_process();
+  const auto log_snr = [](double a) { return std::log(a / (1 - a)); };
+  for (std::int64_t t = 0; t < 5; ++t) {
+    INFO("t = " << t);
+    const double a = alpha_bar(t + 1);
+    CHECK(process.alpha_bar_at(double(t)) == a);  // whole t: the table itself
+    CHECK(process.sigma_at(double(t)) == Approx(std::sqrt((1 - a) / a)).epsilon(1e-12));
+    CHECK(process.lambda_at(double(t)) == Approx(0.5 * log_snr(a)).epsilon(1e-12));
+    CHECK(process.t_from_sigma(process.sigma_at(double(t))) == Approx(double(t)).margin(1e-9));
+  }
+  // Between entries: the log-SNR a quarter of the way, and back.
+  const double l = 0.75 * log_snr(alpha_bar(2)) + 0.25 * log_snr(alpha_bar(3));
+  CHECK(process.alpha_bar_at(1.25) == Approx(1 / (1 + std::exp(-l))).epsilon(1e-12));
+  CHECK(process.lambda_at(1.25) == Approx(0.5 * l).epsilon(1e-12));
+  CHECK(process.t_from_lambda(0.5 * l) == Approx(1.25).epsilon(1e-12));
+  CHECK(process.t_from_sigma(std::exp(-0.5 * l)) == Approx(1.25).epsilon(1e-12));
+  // Outside the schedule's range t clamps to [0, T-1].
+  CHECK(process.t_from_sigma(1e-9) == 0.0);
+  CHECK(process.t_from_sigma(1e9) == 4.0);
+  // The device tables interpolate the same way, in float32.
+  const auto t = torch::tensor({0.0f, 1.25f, 3.0f, 3.5f});
+  const auto abar = process.alpha_bar_at(t, torch::zeros({4, 2})).flatten();
+  for (int i = 0; i < 4; ++i) {
+    CHECK(abar[i].item<double>() == Approx(process.alpha_bar_at(t[i].item<double>())).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("denoise is exact at fractional t, not at a truncated timestep", "[diffusion]") {
+  const auto process = small_process();
+  const auto x0 = torch::tensor({{0.5f, -1.0f}});
+  const auto noise = torch::tensor({{1.0f, 2.0f}});
+  for (const double time : {0.5, 1.25, 2.75, 3.9}) {
+    const double a = process.alpha_bar_at(time);
+    const auto x_t = std::sqrt(a) * x0 + std::sqrt(1 - a) * noise;
+    for (const auto prediction : {Prediction::epsilon, Prediction::x0, Prediction::v}) {
+      INFO("t = " << time << ", " << prediction_name(prediction));
+      FixedGuess model(process, x0, noise, prediction);
+      const auto d = denoise(model, process, x_t, torch::full({1}, time, torch::kFloat32));
+      CHECK(torch::allclose(d.x0, x0, 1e-4, 1e-5));
+      CHECK(torch::allclose(d.epsilon, noise, 1e-4, 1e-5));
+    }
+  }
+}
+
+TEST_CASE("timestep spacings match diffusers' and Karras et al.'s formulas", "[diffusion][spacing]") {
+  const auto process = DiffusionProcess(torch::linspace(1e-4, 0.02, 1000, torch::kFloat64), torch::kCPU);
+  const auto spaced = [&](const std::string& spacing, std::int64_t steps, double rho = 7.0) {
+    Options options({{"spacing", spacing}, {"rho", rho}, {"sigma_min", 0.0}, {"sigma_max", 0.0}});
+    return TimestepSpacing::from(options).timesteps(process, steps, "test");
+  };
+  CHECK(spaced("leading", 10) == std::vector<double>{900, 800, 700, 600, 500, 400, 300, 200, 100, 0});
+  CHECK(spaced("trailing", 10) == std::vector<double>{999, 899, 799, 699, 599, 499, 399, 299, 199, 99});
+  CHECK(spaced("linspace", 10) == std::vector<double>{999, 888, 777, 666, 555, 444, 333, 222, 111, 0});
+  CHECK(spaced("trailing", 3) == std::vector<double>{999, 666, 332});  // round(1000 - i 333.3) - 1
+  // Karras et al. 2022, eq. 5 from the schedule's sigma_max to its sigma_min.
+  const double s_min = process.sigma_at(0.0), s_max = process.sigma_at(999.0);
+  const auto karras = spaced("karras", 5);
+  for (int i = 0; i < 5; ++i) {
+    const double a = std::pow(s_max, 1 / 7.0), b = std::pow(s_min, 1 / 7.0);
+    CHECK(process.sigma_at(karras[i]) == Approx(std::pow(a + i / 4.0 * (b - a), 7.0)).epsilon(1e-9));
+  }
+  const auto exponential = spaced("exponential", 5);
+  for (int i = 0; i < 5; ++i) {
+    CHECK(std::log(process.sigma_at(exponential[i])) ==
+          Approx(std::log(s_max) + i / 4.0 * (std::log(s_min) - std::log(s_max))).epsilon(1e-9));
+  }
+  CHECK_THROWS_WITH(spaced("trailing", 1001), Catch::Contains("test: steps (1001) must lie in 1..1000"));
+  Options too_low({{"spacing", std::string("karras")}, {"rho", 7.0}, {"sigma_min", 1e-5}, {"sigma_max", 0.0}});
+  CHECK_THROWS_WITH(TimestepSpacing::from(too_low).timesteps(process, 5, "test"),
+                    Catch::Contains("sigma_min") && Catch::Contains("the schedule's range"));
 }

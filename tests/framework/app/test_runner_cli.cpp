@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "difflab/plugin.hpp"
 #include "store/run_store.hpp"
 #include "config/sections.hpp"
 #include "support.hpp"
@@ -155,6 +156,8 @@ TEST_CASE("runner refuses each kind of bad plugin library with exit code 2 namin
   const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
       {"no_entry", {"not a difflab plugin", "DIFFLAB_PLUGIN"}},
       {"wrong_api", {"plugin API version 999", "rebuild"}},
+      {"previous_api", {"plugin API version " + std::to_string(kPluginApiVersion - 1),
+                        "this difflab has version " + std::to_string(kPluginApiVersion), "rebuild"}},
       {"wrong_torch", {"torch 0.0.1"}},
       {"throws", {"registration threw", "fixture failure while registering"}},
       {"duplicate", {"'linear'", "already registered by"}},
@@ -273,4 +276,15 @@ TEST_CASE("every experiment file validates", "[cli]") {
     const std::string root = e.path().filename() == "mnist_ddpm.yaml" ? " --set dataset.root=/usr/share/datasets/fashion-mnist" : "";
     CHECK(runner("validate " + e.path().string() + root, &out) == 0);
   }
+}
+
+TEST_CASE("a zero terminal SNR is refused for an epsilon model, and validates for a v model", "[cli][zero-snr]") {
+  std::string out;
+  const std::string zero_snr = " --set 'sweep.schedule.plugin=[linear]' --set schedule.rescale_zero_terminal_snr=true";
+  CHECK(runner("validate " + kTiny + zero_snr, &out) == 2);
+  CHECK_THAT(out, Catch::Contains("schedule.rescale_zero_terminal_snr: epsilon prediction cannot be sampled") &&
+                      Catch::Contains("prediction: v"));
+  CHECK(std::count(out.begin(), out.end(), '\n') == 1);
+  CHECK(runner("validate " + kTiny + zero_snr + " --set model.prediction=v", &out) == 0);
+  CHECK_THAT(out, Catch::Contains("alpha bar_T = 0 "));
 }

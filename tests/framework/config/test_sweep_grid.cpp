@@ -244,3 +244,31 @@ TEST_CASE("a key given twice with --set is refused instead of the last one winni
   CHECK_THAT(inside, Catch::Contains("--set train={epochs: 1, epochs: 2}") &&
                          Catch::Contains("the key 'epochs' is given twice"));
 }
+
+TEST_CASE("zero terminal SNR, loss weighting and common noise: read, recorded, and old identities kept", "[sweep]") {
+  const auto plain = load_sweep(write(kBase), {}, test::plugins()).runs[0];
+  CHECK_FALSE(plain.zero_terminal_snr);
+  CHECK(plain.train.loss_weighting == "none");
+  CHECK(plain.evaluation.common_noise);
+  // Options at their defaults stay out of the training identity: runs recorded before them keep it.
+  CHECK_FALSE(plain.json["schedule"].contains("rescale_zero_terminal_snr"));
+  CHECK_FALSE(plain.json["train"].contains("loss_weighting"));
+  CHECK(plain.json["evaluation"]["common_noise"] == true);
+
+  const auto text = replace(replace(kBase, "beta_end: 0.02}", "beta_end: 0.02, rescale_zero_terminal_snr: true}"),
+                            "checkpoint_every: 1}", "checkpoint_every: 1, loss_weighting: min_snr, min_snr_gamma: 2}");
+  const auto run = load_sweep(write(text), {"evaluation.common_noise=false"}, test::plugins()).runs[0];
+  CHECK(run.zero_terminal_snr);
+  CHECK(run.schedule.json["rescale_zero_terminal_snr"] == true);
+  CHECK_THAT(run.schedule.label, Catch::Contains("rescale_zero_terminal_snr=true"));
+  CHECK(run.train.loss_weighting == "min_snr");
+  CHECK(run.train.min_snr_gamma == 2.0);
+  CHECK(run.json["train"]["loss_weighting"] == "min_snr");
+  CHECK(run.train_hash != plain.train_hash);
+  CHECK_FALSE(run.evaluation.common_noise);
+
+  CHECK_THAT(error_of(replace(kBase, "beta_end: 0.02}", "beta_end: 0.02, rescale_zero_terminal_snr: 1.5}")),
+             Catch::Contains("schedule.rescale_zero_terminal_snr") && Catch::Contains(":6:"));
+  CHECK_THAT(error_of(replace(kBase, "checkpoint_every: 1}", "checkpoint_every: 1, loss_weighting: snr}")),
+             Catch::Contains("train.loss_weighting") && Catch::Contains("min_snr"));
+}

@@ -1,84 +1,21 @@
 // The sampler plugins, driven by an oracle denoiser that knows the exact answer for Gaussian data.
 #include <catch2/catch.hpp>
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <cmath>
 #include <vector>
 
 #include "difflab/errors.hpp"
-#include "support.hpp"
+#include "plugins/samplers/gaussian_oracle.hpp"
 
 namespace {
 using namespace difflab;
 
-// The exact denoiser for data N(mean, s^2 I), s = 0 being the single point `mean`. From
-// x_t = sqrt(abar) x0 + sqrt(1 - abar) eps: E[eps | x_t] = sqrt(1 - abar)(x_t - sqrt(abar) mean)
-// / (abar s^2 + 1 - abar). It answers in the form `prediction` and records the timesteps it sees.
-class GaussianOracle final : public Denoiser {
- public:
-  GaussianOracle(const DiffusionProcess& process, std::vector<double> mean, double std,
-                 Prediction prediction = Prediction::epsilon)
-      : alpha_bars_(process.alpha_bars_f64()), mean_(torch::tensor(mean, torch::kFloat64)),
-        variance_(std * std), prediction_(prediction) {}
-
-  torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t,
-                        const Conditioning&) override {
-    const auto index = t.to(torch::kLong);
-    seen.push_back(index[0].item<std::int64_t>());
-    const auto a = alpha_bars_.index_select(0, index).view({-1, 1});
-    const auto x = x_t.to(torch::kFloat64);
-    const auto eps = (1 - a).sqrt() * (x - a.sqrt() * mean_) / (a * variance_ + 1 - a);
-    const auto x0 = (x - (1 - a).sqrt() * eps) / a.sqrt();
-    switch (prediction_) {
-      case Prediction::epsilon: return eps.to(x_t.dtype());
-      case Prediction::x0: return x0.to(x_t.dtype());
-      case Prediction::v: return (a.sqrt() * eps - (1 - a).sqrt() * x0).to(x_t.dtype());
-    }
-    return eps;
-  }
-  Prediction prediction() const override { return prediction_; }
-
-  std::vector<std::int64_t> seen;  // timestep index of each call, in order
-
- private:
-  torch::Tensor alpha_bars_, mean_;
-  double variance_;
-  Prediction prediction_;
-};
-
-std::shared_ptr<Sampler> make_sampler(const std::string& name,
-                                      std::map<std::string, OptionValue> given = {}) {
-  auto& registry = test::plugins();
-  const auto& entry = registry.get(PluginKind::sampler, name);
-  return registry.make_sampler(name, resolve_options(entry.info.options, std::move(given), name));
-}
-
-// A process from the real linear schedule plugin.
-DiffusionProcess linear_process(std::int64_t timesteps, double beta_end) {
-  auto& registry = test::plugins();
-  const auto& entry = registry.get(PluginKind::schedule, "linear");
-  const auto options = resolve_options(
-      entry.info.options, {{"timesteps", timesteps}, {"beta_start", 1e-4}, {"beta_end", beta_end}});
-  return DiffusionProcess(registry.make_schedule("linear", options)->betas(), torch::kCPU);
-}
-
-torch::Tensor standard_noise(std::int64_t n, std::int64_t dim, std::uint64_t seed) {
-  return torch::randn({n, dim}, at::detail::createCPUGenerator(seed));
-}
-
-torch::Tensor run(const Sampler& sampler, Denoiser& model, const DiffusionProcess& process,
-                  const torch::Tensor& x_T, std::uint64_t seed, StepCallback on_step = {}) {
-  test::SingleThread single_thread;
-  torch::NoGradGuard no_grad;
-  SamplingContext ctx{model, process, at::detail::createCPUGenerator(seed), {}, std::move(on_step)};
-  return sampler.sample(ctx, x_T);
-}
-
-struct Case {
-  std::string name;
-  std::map<std::string, OptionValue> options;
-};
+using test::GaussianOracle;
+using test::linear_process;
+using test::make_sampler;
+using test::run;
+using test::standard_noise;
+using Case = test::SamplerCase;
 
 const std::vector<Case>& all_samplers() {
   static const std::vector<Case> cases{
@@ -92,12 +29,6 @@ const std::vector<Case>& all_samplers() {
   return cases;
 }
 
-std::string describe(const Case& c) {
-  std::string out = c.name;
-  for (const auto& [key, value] : c.options) out += " " + key + "=" + format_option(value);
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("every sampler lands on the data when the data is a single point", "[samplers]") {
@@ -106,7 +37,7 @@ TEST_CASE("every sampler lands on the data when the data is a single point", "[s
   const auto mu = torch::tensor({1.5f, -0.5f}).expand({64, 2});
   for (const auto& c : all_samplers()) {
     for (const auto prediction : {Prediction::epsilon, Prediction::x0, Prediction::v}) {
-      INFO(describe(c) << ", model predicts " << prediction_name(prediction));
+      INFO(c.describe() << ", model predicts " << prediction_name(prediction));
       GaussianOracle oracle(process, {1.5, -0.5}, 0.0, prediction);
       const auto x0 = run(*make_sampler(c.name, c.options), oracle, process, x_T, 1);
       REQUIRE(x0.sizes() == x_T.sizes());
@@ -126,7 +57,7 @@ TEST_CASE("samplers reproduce the spread of Gaussian data", "[samplers]") {
       {"ddim", {{"steps", std::int64_t{1000}}, {"eta", 0.0}}},
   };
   for (const auto& c : cases) {
-    INFO(describe(c));
+    INFO(c.describe());
     GaussianOracle oracle(process, {1.0, -2.0}, s);
     const auto x0 = run(*make_sampler(c.name, c.options), oracle, process, x_T, 4);
     const auto mean = x0.mean(0);
@@ -143,11 +74,11 @@ TEST_CASE("ddim with eta = 0 is the deterministic map of Song et al. eq. 12", "[
   const std::int64_t T = 1000, steps = 50;
   const auto process = linear_process(T, 0.02);
   GaussianOracle oracle(process, {0.0, 0.0}, s);
-  const auto ddim = make_sampler("ddim", {{"steps", steps}, {"eta", 0.0}});
+  const auto ddim = make_sampler("ddim", {{"steps", steps}, {"eta", 0.0}, {"spacing", std::string("leading")}});
   const auto x_T = standard_noise(256, 2, 5);
 
   // For N(0, s^2) data every step scales x by (sqrt(a_prev a) s^2 + sqrt((1 - a_prev)(1 - a)))
-  // / (a s^2 + 1 - a), on the timesteps floor(i T / steps).
+  // / (a s^2 + 1 - a), on the leading timesteps i floor(T / steps) of the DDIM paper.
   const auto alpha_bars = process.alpha_bars_f64().accessor<double, 1>();
   double scale = 1;
   for (std::int64_t i = steps - 1; i >= 0; --i) {
@@ -163,7 +94,7 @@ TEST_CASE("ddim with eta = 0 is the deterministic map of Song et al. eq. 12", "[
 
   // Another generator, the same samples: eta = 0 draws no noise.
   REQUIRE(torch::equal(x0, run(*ddim, oracle, process, x_T, 7)));
-  const auto noisy = make_sampler("ddim", {{"steps", steps}, {"eta", 0.5}});
+  const auto noisy = make_sampler("ddim", {{"steps", steps}, {"eta", 0.5}, {"spacing", std::string("leading")}});
   REQUIRE_FALSE(torch::allclose(run(*noisy, oracle, process, x_T, 6),
                                 run(*noisy, oracle, process, x_T, 7)));
 }
@@ -240,7 +171,7 @@ TEST_CASE("ddim with clip_x0 steps from the clipped x0 and the epsilon it implie
   }
   std::vector<torch::Tensor> seen;
   const auto record = [&](std::int64_t, const torch::Tensor& x_prev) { seen.push_back(x_prev.clone()); };
-  const auto ddim = make_sampler("ddim", {{"steps", steps}, {"clip_x0", true}});
+  const auto ddim = make_sampler("ddim", {{"steps", steps}, {"clip_x0", true}, {"spacing", std::string("leading")}});
   const auto x0 = run(*ddim, oracle, process, x_T, 0, record);
   REQUIRE(seen.size() == expected.size());
   for (std::size_t k = 0; k < seen.size(); ++k) {
@@ -253,7 +184,8 @@ TEST_CASE("ddim with clip_x0 steps from the clipped x0 and the epsilon it implie
   REQUIRE(seen[0][0][0].item<double>() == Approx(std::sqrt(a_prev) + std::sqrt(1 - a_prev) * eps).epsilon(1e-5));
   REQUIRE(torch::allclose(x0, c.to(torch::kFloat).expand({8, 2}), 0, 1e-5));
   // Without clipping the same denoiser lands on its own x0, (3, -3).
-  const auto free = run(*make_sampler("ddim", {{"steps", steps}}), oracle, process, x_T, 0);
+  const auto free = run(*make_sampler("ddim", {{"steps", steps}, {"spacing", std::string("leading")}}), oracle,
+                        process, x_T, 0);
   REQUIRE(torch::allclose(free, torch::tensor({3.0f, -3.0f}).expand({8, 2}), 0, 1e-4));
 }
 
@@ -261,7 +193,7 @@ TEST_CASE("samplers visit the timesteps they promise and report each step", "[sa
   const std::int64_t T = 10;
   const auto process = linear_process(T, 0.5);
   const auto x_T = standard_noise(4, 2, 0);
-  const auto check = [&](const Sampler& sampler, const std::vector<std::int64_t>& expected) {
+  const auto check = [&](const Sampler& sampler, const std::vector<double>& expected) {
     GaussianOracle oracle(process, {0.0, 0.0}, 1.0);
     std::vector<std::int64_t> steps;
     torch::Tensor last;
@@ -277,8 +209,15 @@ TEST_CASE("samplers visit the timesteps they promise and report each step", "[sa
   };
   check(*make_sampler("ddpm"), {9, 8, 7, 6, 5, 4, 3, 2, 1, 0});
   check(*make_sampler("ddpm_x0"), {9, 8, 7, 6, 5, 4, 3, 2, 1, 0});
-  check(*make_sampler("ddim", {{"steps", std::int64_t{5}}}), {8, 6, 4, 2, 0});
-  check(*make_sampler("ddim", {{"steps", std::int64_t{3}}}), {6, 3, 0});
+  const std::string leading = "leading", trailing = "trailing", linspace = "linspace";
+  // diffusers' set_timesteps: leading i floor(T/S); trailing round(T - i T/S) - 1; linspace
+  // round(linspace(0, T-1, S)), numpy rounding half to even (4.5 -> 4).
+  check(*make_sampler("ddim", {{"steps", std::int64_t{5}}, {"spacing", leading}}), {8, 6, 4, 2, 0});
+  check(*make_sampler("ddim", {{"steps", std::int64_t{3}}, {"spacing", leading}}), {6, 3, 0});
+  check(*make_sampler("ddim", {{"steps", std::int64_t{5}}}), {9, 7, 5, 3, 1});  // trailing, the default
+  check(*make_sampler("ddim", {{"steps", std::int64_t{3}}, {"spacing", trailing}}), {9, 6, 2});
+  check(*make_sampler("ddim", {{"steps", std::int64_t{3}}, {"spacing", linspace}}), {9, 4, 0});
+  check(*make_sampler("ddpm", {{"steps", std::int64_t{4}}, {"spacing", leading}}), {6, 4, 2, 0});
   check(*make_sampler("ddim", {{"steps", std::int64_t{10}}, {"eta", 1.0}}),
         {9, 8, 7, 6, 5, 4, 3, 2, 1, 0});
 
@@ -293,7 +232,7 @@ TEST_CASE("sampler options are checked", "[samplers]") {
   GaussianOracle oracle(process, {0.0, 0.0}, 1.0);
   REQUIRE_THROWS_WITH(run(*make_sampler("ddim", {{"steps", std::int64_t{50}}}), oracle, process,
                           standard_noise(4, 2, 0), 0),
-                      Catch::Contains("ddim: steps (50) exceeds the schedule's timesteps (10)"));
+                      Catch::Contains("ddim: steps (50) must lie in 1..10, the schedule's timesteps"));
   REQUIRE_THROWS_AS(make_sampler("ddim", {{"eta", -0.1}}), InputError);
   REQUIRE_THROWS_AS(make_sampler("ddim", {{"steps", std::int64_t{0}}}), InputError);
   REQUIRE_THROWS_AS(make_sampler("ddpm", {{"variance", std::string("fixed")}}), InputError);
