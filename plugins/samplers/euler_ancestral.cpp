@@ -58,7 +58,7 @@ class EulerAncestralSampler final : public Sampler {
       auto x_ve = d.x0 + split.down * d.epsilon;
       // sigma_up is 0 on the final step to the data and when eta = 0: no noise is drawn then.
       if (split.up > 0) x_ve = x_ve + s_noise_ * split.up * sampler_noise(ctx, x_ve);
-      x = next.sqrt_abar * x_ve;  // back to x_t = sqrt(abar_next) (x0 + sigma_next eps)
+      x = next.sqrt_abar * x_ve;  // x_t scaling: sqrt(abar_next) = 1 / sqrt(1 + sigma_next^2)
       if (ctx.on_step) ctx.on_step(static_cast<std::int64_t>(i), x);
     }
     return x;
@@ -75,8 +75,8 @@ std::vector<OptionSpec> euler_ancestral_options() {
   std::vector<OptionSpec> specs{
       steps_option(20, "timesteps visited, one model call each; the last steps to the data"),
       OptionSpec::real("eta", 1.0,
-                       "share of each step's noise that is fresh: 0 is the euler sampler, 1 "
-                       "DDPM's posterior variance")
+                       "scale of sigma_up, each step's fresh noise (capped at sigma_next): 0 is "
+                       "the euler sampler, 1 DDPM's posterior variance")
           .at_least(0),
       OptionSpec::real("s_noise", 1.0,
                        "scale of the fresh noise (Karras et al. 2022's S_noise; 1 is exact)")
