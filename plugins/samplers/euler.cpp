@@ -1,0 +1,65 @@
+// euler: Euler's method on the probability-flow ODE in sigma (Karras et al. 2022, Alg. 1 without
+// the Heun correction; k-diffusion's sample_euler).
+#include <cmath>
+#include <vector>
+
+#include "difflab/plugin.hpp"
+
+namespace {
+using namespace difflab;
+
+// A noise level on the path; the defaults are the data (abar = 1, sigma = 0) where sampling ends.
+struct Level {
+  double sqrt_abar = 1.0;
+  double sqrt_one_minus_abar = 0.0;
+};
+
+Level level_at(const DiffusionProcess& p, double t) {
+  const double abar = p.alpha_bar_at(t);
+  return {std::sqrt(abar), std::sqrt(1.0 - abar)};
+}
+
+class EulerSampler final : public Sampler {
+ public:
+  explicit EulerSampler(const Options& o)
+      : steps_(o.integer("steps")), spacing_(TimestepSpacing::from(o)) {}
+
+  std::int64_t steps(std::int64_t) const override { return steps_; }
+
+  torch::Tensor sample(const SamplingContext& ctx, torch::Tensor x) const override {
+    const auto ts = spacing_.timesteps(ctx.process, steps_, "euler");
+    for (std::size_t i = 0; i < ts.size(); ++i) {
+      const auto d = denoise_at(ctx, x, ts[i]);
+      const Level next = i + 1 < ts.size() ? level_at(ctx.process, ts[i + 1]) : Level{};
+      // Karras et al. 2022, eq. 4 with s = 1: dx/dsigma = (x - D(x)) / sigma = eps, so the Euler
+      // step from sigma is x0 + sigma_next eps in x / sqrt(abar); times sqrt(abar_next) it is
+      // DDIM's eta = 0 update (Song et al. 2021, eq. 12), finite also from sigma = inf.
+      x = next.sqrt_abar * d.x0 + next.sqrt_one_minus_abar * d.epsilon;
+      if (ctx.on_step) ctx.on_step(static_cast<std::int64_t>(i), x);
+    }
+    return x;
+  }
+
+ private:
+  std::int64_t steps_;
+  TimestepSpacing spacing_;
+};
+
+std::vector<OptionSpec> euler_options() {
+  std::vector<OptionSpec> specs{
+      steps_option(20, "timesteps visited, one model call each; the last steps to the data")};
+  const auto spacing = TimestepSpacing::options();
+  specs.insert(specs.end(), spacing.begin(), spacing.end());
+  return specs;
+}
+
+}  // namespace
+
+DIFFLAB_PLUGIN(registrar) {
+  registrar.add_sampler(
+      {"euler", "1.0.0",
+       "Euler's method on the probability-flow ODE in sigma, `steps` model calls (Karras et al. "
+       "2022, Alg. 1 without the Heun step; equal to DDIM with eta = 0)",
+       euler_options()},
+      [](const Options& o) { return std::make_unique<EulerSampler>(o); });
+}
