@@ -17,14 +17,14 @@ cmake --build "$work/build" > "$work/build.log" || { cat "$work/build.log"; exit
 
 runner="$work/prefix/bin/runner"
 "$runner" plugins --plugin-dir "$work/build" --kind sampler > "$work/plugins.txt"
-grep -q "^sampler  heun  0.1.0  libdifflab_heun.so" "$work/plugins.txt" || {
-  echo "heun is not listed:"; cat "$work/plugins.txt"; exit 1; }
+grep -q "^sampler  midpoint  0.1.0  libdifflab_midpoint.so" "$work/plugins.txt" || {
+  echo "midpoint is not listed:"; cat "$work/plugins.txt"; exit 1; }
 grep -q "^sampler  ddim " "$work/plugins.txt"  # the installed plugins load too
 
 "$runner" sweep "$source/tests/fixtures/tiny_schedule_sweep.yaml" --plugin-dir "$work/build" \
   --set 'sweep.schedule.plugin=[linear]' --set train.epochs=2 --set train.checkpoint_every=2 \
-  --set 'evaluation.samplers=[{plugin: heun, steps: 10}]' \
+  --set 'evaluation.samplers=[{plugin: midpoint, steps: 10}]' \
   --db "$work/runs.sqlite" --out "$work/runs" --threads 2 -q
 "$runner" report --db "$work/runs.sqlite" --format csv > "$work/report.csv"
-grep -q "wasserstein\[heun(steps=10)\]" "$work/report.csv" || { cat "$work/report.csv"; exit 1; }
+grep -q "wasserstein\[midpoint(steps=10)\]" "$work/report.csv" || { cat "$work/report.csv"; exit 1; }
 echo "out-of-tree plugin built, listed and used in a sweep"

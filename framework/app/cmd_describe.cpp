@@ -26,6 +26,8 @@ int describe_command(const Args& args) {
                "dataset, model, schedule: {plugin: NAME, options...}; each plugin's options: "
                "runner plugins --kind KIND\n"
                "sweep: the axes, {key.path: [values]}; the grid is their product\n";
+  std::cout << "schedule: also, whatever the plugin\n";
+  for (const auto& o : schedule_framework_options()) std::cout << "  " << describe_option(o) << "\n";
   for (const auto* s : framework_sections()) std::cout << describe_section(*s);
   return 0;
 }

@@ -122,8 +122,22 @@ std::vector<OptionSpec> heun_options() {
                        "churn only where sigma <= S_tmax (sigma units; 1e30 stands for infinity)")
           .at_least(0),
       OptionSpec::real("S_noise", 1.0, "scale of the churn noise (1 is exact)").at_least(0)};
-  const auto spacing = TimestepSpacing::options();
-  specs.insert(specs.end(), spacing.begin(), spacing.end());
+  // Karras et al. 2022's own defaults: their spacing (eq. 5) from sigma_max = 80 (table 1). The
+  // trapezoid in sigma needs steps that shrink with sigma: on trailing timesteps, or a ramp from
+  // the cosine schedule's sigma of 2e4, too few steps fall where sigma is near the data's scale
+  // and a Gaussian's samples come out 3 to 4 times too wide at 10 steps. The first step still
+  // starts at T-1 (above sigma = 80 the ODE is close to linear, which one Euler step solves).
+  for (auto spec : TimestepSpacing::options()) {
+    if (spec.name == "spacing") {
+      spec.default_value = OptionValue(std::string("karras"));
+      spec.help += "; heun's default is karras, as Karras et al. 2022 pair Alg. 2 with eq. 5";
+    } else if (spec.name == "sigma_max") {
+      spec.default_value = OptionValue(80.0);
+      spec.help = "largest sigma of the karras/exponential ramp; heun's default 80 is Karras et al. "
+                  "2022's (table 1), clamped to the schedule's";
+    }
+    specs.push_back(std::move(spec));
+  }
   return specs;
 }
 

@@ -44,10 +44,10 @@ class DIFFLAB_API Sampler {
 ///   karras       sigma_i = (sigma_max^(1/rho) + i/(S-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho
 ///                (Karras et al. 2022, eq. 5), as fractional timesteps
 ///   exponential  log sigma evenly spaced from sigma_max to sigma_min
-/// sigma_min / sigma_max of 0 mean the schedule's own (sigma at t = 0 and t = T-1); on a zero
-/// terminal SNR schedule the karras and exponential ramps start from the last finite sigma and
-/// the first step stays at T-1. After its last timestep every sampler steps to the data
-/// (abar = 1, sigma = 0).
+/// sigma_min / sigma_max of 0: the schedule's own (sigma at 0 and T-1, or the last finite one);
+/// a larger sigma_max is clamped. A sigma_max below sigma at T-1 (inf at a zero terminal SNR)
+/// still starts at T-1, the other steps ramping from sigma_max. After its last timestep every
+/// sampler steps to the data (abar = 1, sigma = 0).
 enum class Spacing { leading, trailing, linspace, karras, exponential };
 
 struct DIFFLAB_API TimestepSpacing {

@@ -151,6 +151,13 @@ std::pair<torch::Tensor, torch::Tensor> DiffusionProcess::coefficients(const tor
               .view(shape)};
 }
 
+torch::Tensor DiffusionProcess::gather(const torch::Tensor& table, const torch::Tensor& t,
+                                       const torch::Tensor& like) {
+  std::vector<std::int64_t> shape(like.dim(), 1);
+  shape[0] = t.size(0);
+  return table.index_select(0, t.to(table.device(), torch::kLong)).view(shape);
+}
+
 torch::Tensor DiffusionProcess::q_sample(const torch::Tensor& x0, const torch::Tensor& t,
                                          const torch::Tensor& noise) const {
   const auto [a, s] = coefficients(t, x0);
@@ -183,8 +190,7 @@ torch::Tensor DiffusionProcess::to_epsilon(Prediction prediction, const torch::T
 
 torch::Tensor DiffusionProcess::to_x0(Prediction prediction, const torch::Tensor& output,
                                       const torch::Tensor& x_t, const torch::Tensor& t) const {
-  const auto a = gather(sqrt_alpha_bars_, t, x_t);
-  const auto s = gather(sqrt_one_minus_alpha_bars_, t, x_t);
+  const auto [a, s] = coefficients(t, x_t);
   switch (prediction) {
     case Prediction::epsilon: return (x_t - s * output) / a;
     case Prediction::x0: return output;

@@ -80,21 +80,27 @@ std::vector<double> TimestepSpacing::timesteps(const DiffusionProcess& process, 
                      std::to_string(T) + ", the schedule's timesteps");
   }
   if (spacing != Spacing::karras && spacing != Spacing::exponential) return discrete(spacing, T, steps);
-  // A zero terminal SNR has sigma = inf at T-1: visit T-1 first, then ramp from the last finite sigma.
-  const bool infinite_top = process.zero_terminal_snr();
-  const double top_t = infinite_top ? double(T - 2) : double(T - 1);
-  const double lo = process.sigma_at(0.0), hi = top_t >= 0 ? process.sigma_at(top_t) : lo;
-  const double s_min = sigma_min > 0 ? sigma_min : lo, s_max = sigma_max > 0 ? sigma_max : hi;
-  if (s_min < lo * (1 - 1e-9) || s_max > hi * (1 + 1e-9) || !(s_min < s_max)) {
+  // The ramp's sigma_max may lie below the schedule's sigma at T-1 (user-set, heun's default of 80,
+  // or a zero terminal SNR's sigma = inf there): then the first step still starts at T-1, x_T's own
+  // noise level, and the ramp follows from sigma_max.
+  const double top = process.sigma_at(double(T - 1));
+  const double top_finite_t = process.zero_terminal_snr() ? double(std::max<std::int64_t>(T - 2, 0)) : double(T - 1);
+  const double lo = process.sigma_at(0.0), hi = process.sigma_at(top_finite_t);
+  const double s_min = sigma_min > 0 ? sigma_min : lo, s_max = sigma_max > 0 ? std::min(sigma_max, hi) : hi;
+  if (s_min < lo * (1 - 1e-9) || !(s_min < s_max)) {
     throw InputError(sampler + ": sigma_min (" + number(s_min) + ") and sigma_max (" + number(s_max) +
-                     ") must satisfy " + number(lo) + " <= sigma_min < sigma_max <= " + number(hi) +
-                     ", the schedule's range of sigma");
+                     ") must satisfy " + number(lo) + " <= sigma_min < sigma_max, within the schedule's range " +
+                     "of sigma (" + number(lo) + " to " + number(hi) + ")");
   }
   std::vector<double> ts;
-  if (infinite_top) ts.push_back(double(T - 1));
+  if (s_max < top * (1 - 1e-9)) ts.push_back(double(T - 1));
+  const std::size_t first = ts.size();
   for (double s : sigma_ramp(spacing, s_min, s_max, rho, steps - std::int64_t(ts.size()))) {
     ts.push_back(process.t_from_sigma(s));
   }
+  // The schedule's own ends exactly, not as the inverse's rounding of them.
+  if (s_max == hi && ts.size() > first) ts[first] = top_finite_t;
+  if (sigma_min == 0 && ts.size() > first + 1) ts.back() = 0.0;
   return ts;
 }
 

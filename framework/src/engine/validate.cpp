@@ -7,18 +7,28 @@ namespace difflab {
 
 void validate_run(const Registry& registry, const RunConfig& run) {
   const auto where = "run " + std::to_string(run.index) + ": ";
-  std::int64_t timesteps = 0;
+  std::unique_ptr<DiffusionProcess> process;
   try {  // the process's own checks (betas in (0, 1)) on the CPU
-    timesteps = DiffusionProcess(schedule_betas(registry, run.schedule), torch::kCPU).timesteps();
+    process = std::make_unique<DiffusionProcess>(schedule_betas(registry, run.schedule), torch::kCPU);
   } catch (const InputError& e) {
     throw InputError(where + "schedule '" + run.schedule.label + "': " + e.what());
   }
+  const std::int64_t timesteps = process->timesteps();
   for (const auto& s : run.evaluation.samplers) {
     const auto sampler = registry.make_sampler(s.plugin, s.options);
     if (sampler->steps(timesteps) > timesteps) {
       throw InputError(where + "evaluation.samplers '" + s.label + "' takes " +
                        std::to_string(sampler->steps(timesteps)) +
                        " steps, more than the schedule's " + std::to_string(timesteps) + " timesteps");
+    }
+    const bool spaced = s.options.has("spacing") && s.options.has("rho") && s.options.has("sigma_min") &&
+                        s.options.has("sigma_max");
+    if (spaced) {  // the shared spacing options (TimestepSpacing): sigma bounds within the schedule's
+      try {
+        TimestepSpacing::from(s.options).timesteps(*process, sampler->steps(timesteps), s.label);
+      } catch (const InputError& e) {
+        throw InputError(where + "evaluation.samplers " + e.what());
+      }
     }
   }
   const auto model = registry.make_model(run.model.plugin, run.model.options);  // option errors now

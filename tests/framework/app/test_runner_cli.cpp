@@ -287,4 +287,20 @@ TEST_CASE("a zero terminal SNR is refused for an epsilon model, and validates fo
   CHECK(std::count(out.begin(), out.end(), '\n') == 1);
   CHECK(runner("validate " + kTiny + zero_snr + " --set model.prediction=v", &out) == 0);
   CHECK_THAT(out, Catch::Contains("alpha bar_T = 0 "));
+
+  // A v model trains on it, min-SNR weighted, and every sampler's samples are finite.
+  const auto dir = test::temp_dir("zero-snr");
+  const auto db = (dir / "runs.sqlite").string();
+  REQUIRE(runner("sweep " + kTiny + zero_snr + " --set model.prediction=v --set train.loss_weighting=min_snr" +
+                     " --set train.epochs=2 --set 'evaluation.samplers=[{plugin: ddpm}, {plugin: euler, steps: 5}," +
+                     " {plugin: heun, steps: 4}, {plugin: dpmpp_2m, steps: 5}, {plugin: unipc, steps: 5}]'" +
+                     " --db " + db + " --out " + (dir / "runs").string() + " --threads 1 -q",
+                 &out) == 0);
+  RunStore store(db, RunStore::Access::read_only);
+  const auto metrics = store.sweep_metrics("tiny_schedule_sweep");
+  CHECK(metrics.size() > 10);
+  for (const auto& m : metrics) {
+    INFO(m.sampler << " " << m.metric);
+    CHECK(std::isfinite(m.value));
+  }
 }
