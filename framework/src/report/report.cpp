@@ -194,6 +194,29 @@ std::string render_json(const std::vector<Column>& columns,
   return out.dump(2) + "\n";  // NaN and infinities dump as null
 }
 
+// The pivot as one object: its NFE columns once, each row's labels and values in their order.
+std::string render_nfe_json(const NfePivot& pivot) {
+  Json rows = Json::array();
+  for (const auto& row : pivot.rows) {
+    Json object = Json::object(), values = Json::array();
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      if (i < pivot.label_columns) {
+        object[pivot.columns[i].header] = row[i];
+      } else {
+        values.push_back(row[i]);
+      }
+    }
+    object["values"] = std::move(values);
+    rows.push_back(std::move(object));
+  }
+  const Json out = {
+      {"metric", pivot.metric},
+      {"better", pivot.rows.empty() ? Json() : Json(pivot.higher_is_better ? "higher" : "lower")},
+      {"nfe", pivot.nfe},
+      {"rows", rows}};
+  return out.dump(2) + "\n";
+}
+
 }  // namespace
 
 ReportFormat parse_report_format(const std::string& name) {
@@ -222,11 +245,22 @@ CheckpointChoice parse_checkpoint_choice(const std::string& name) {
 
 std::string render_report(const RunStore& store, const ReportOptions& options) {
   const auto table = make_report_table(store, options);
+  const auto no_runs =
+      "no runs recorded in " + store.path() +
+      (options.sweep.empty() ? std::string() : " for sweep '" + options.sweep + "'") + "\n";
+  if (!options.by_nfe.empty() && options.format != ReportFormat::html) {
+    const auto pivot = make_nfe_pivot(table, options.by_nfe, options.checkpoint);
+    if (options.format == ReportFormat::json) return render_nfe_json(pivot);
+    if (table.runs.empty()) return options.format == ReportFormat::csv ? "" : no_runs;
+    if (options.format == ReportFormat::csv) return render_csv(pivot.columns, pivot.rows);
+    return (options.format == ReportFormat::markdown ? render_markdown(pivot.columns, pivot.rows)
+                                                     : render_table(pivot.columns, pivot.rows)) +
+           "\n" + pivot.caption + "\n" + table.footer;
+  }
   if (table.runs.empty() && options.format != ReportFormat::html) {
     if (options.format == ReportFormat::json) return "[]\n";
     if (options.format == ReportFormat::csv) return "";
-    return "no runs recorded in " + store.path() +
-           (options.sweep.empty() ? std::string() : " for sweep '" + options.sweep + "'") + "\n";
+    return no_runs;
   }
   const auto& columns = table.columns;
   const auto& rows = table.rows;

@@ -3,7 +3,8 @@
 // and the HTML page (report_html.cpp, with assets/*.css and *.js embedded at build time). It reads
 // the store and never loads LibTorch (the `runner` front end links it alone).
 //
-// `runner report`: one row per run, the sweep axes as columns, then each metric per sampler.
+// `runner report`: one row per run, the sweep axes as columns, then each metric per sampler;
+// `runner report --by-nfe METRIC`: that metric by sampler family and number of model calls.
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -33,6 +34,9 @@ struct ReportOptions {
   /// html: the folder holding vega.min.js, vega-lite.min.js and vega-embed.min.js; "" looks
   /// where the build and the install put them (see find_chart_bundles).
   std::string chart_dir;
+  /// --by-nfe METRIC: that metric by sampler family (rows) and NFE (columns) instead of the
+  /// runs table (see make_nfe_pivot); html adds it to the page. "" for the runs table.
+  std::string by_nfe;
 };
 
 ReportFormat parse_report_format(const std::string& name);  // "md" too; InputError when unknown
@@ -73,17 +77,49 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
 /// A cell as text: metric values to 4 significant digits, or every digit with `full`; "" for null.
 std::string report_cell_text(const nlohmann::ordered_json& value, ReportColumnKind kind, bool full);
 
+/// A sampler label without its `steps=N` option: the family whose members differ only in their
+/// number of model calls. "ddim(steps=10)" -> "ddim", "heun(S_churn=1,steps=3)" ->
+/// "heun(S_churn=1)", "ddpm" -> "ddpm". Labels list the user-set options as k=v joined by ','.
+std::string sampler_family(const std::string& label);
+
+/// One metric by sampler family and NFE (runner report --by-nfe): a row per shown row of the
+/// runs table (its run and checkpoint, as --checkpoint chose), variant of the metric and
+/// sampler family that has a value there; a column per NFE recorded with the metric, ascending.
+struct NfePivot {
+  std::string metric;
+  bool higher_is_better = false;
+  std::string caption;            // "mmd (lower is better) by sampler family and NFE (...)"
+  std::vector<std::int64_t> nfe;  // the value columns' NFE, ascending
+  /// The row labels: `sweep` (when several are shown), `run` (grid index), `epoch` (with
+  /// --checkpoint all), `variant` (when the metric has several), `sampler` (the family); then
+  /// one metric column per NFE, headed by the number.
+  std::vector<ReportColumn> columns;
+  std::size_t label_columns = 0;
+  std::vector<std::vector<nlohmann::ordered_json>> rows;  // null = no value at that NFE
+};
+
+/// The pivot of `metric` over the rows of `table`. InputError when the table has no such metric
+/// (with a did-you-mean and the metrics present), when it is a checkpoint-scope metric, or when
+/// none of its shown values records an NFE (values recorded before schema version 4).
+/// When two samplers of one family share an NFE, the value first recorded is shown.
+NfePivot make_nfe_pivot(const ReportTable& table, const std::string& metric,
+                        CheckpointChoice checkpoint);
+
 /// Renders the comparison of the store's runs: rows by sweep then grid index; columns `sweep`
 /// (all sweeps, when there are several), `run` (grid index), each axis, `status`, `epoch`, one
 /// per metric ("test_loss", "mmd[ddpm]", "fid{variant}[ddpm]" when fid has several variants),
 /// and `reason` last when a shown run failed. Metric columns: checkpoint-scope ones first, then
 /// grouped by metric, metrics and samplers in the order they were first recorded. Missing values:
 /// "-" in tables, empty in CSV, null in JSON. InputError for a sweep name not in the store; an
-/// empty store gives "no runs recorded" (`[]` in JSON, nothing in CSV).
+/// empty store gives "no runs recorded" (`[]` in JSON, nothing in CSV). With options.by_nfe, the
+/// pivot instead: tables and CSV as the runs table is printed; JSON as
+/// {"metric": "mmd", "better": "lower", "nfe": [10, 20], "rows": [{"run": 0, "sampler": "ddim",
+/// "values": [0.5, 0.25]}]}, the values in the order of "nfe", null where none.
 std::string render_report(const RunStore& store, const ReportOptions& options);
 
 /// The self-contained HTML page of `table` (report_html.cpp): the sortable table, Vega-Lite
-/// charts of the losses and of every metric per checkpoint, each run's latest pictures, all
+/// charts of the losses and of every metric per checkpoint, of each metric a run has at 2+ NFE
+/// against NFE (log axis; with options.by_nfe, its pivot too), each run's latest pictures, all
 /// inlined. Without chart bundles in `chart_dir` the page says charts are unavailable.
 std::string render_html(const ReportTable& table, const RunStore& store,
                         const ReportOptions& options);

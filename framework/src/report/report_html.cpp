@@ -144,6 +144,34 @@ std::string picture_html(const Picture& p) {
          escape_html(caption) + "</figcaption></figure>";
 }
 
+// The --by-nfe pivot as a plain table (styled as the runs table, not sortable).
+std::string pivot_html(const NfePivot& pivot) {
+  if (pivot.rows.empty()) return "<p class=\"note\">no runs recorded</p>\n";
+  auto align = [&](std::size_t c) {
+    const bool num = c >= pivot.label_columns || pivot.columns[c].kind == ReportColumnKind::integer;
+    return std::string(num ? " class=\"num\">" : ">");
+  };
+  std::string html =
+      "<p class=\"note\">" + escape_html(pivot.caption) + "</p>\n" +
+      "<div class=\"table-wrap\"><table class=\"runs pivot\" id=\"nfe-pivot\">\n<thead><tr>";
+  for (std::size_t c = 0; c < pivot.columns.size(); ++c) {
+    html += "<th" + align(c) + escape_html(pivot.columns[c].header) + "</th>";
+  }
+  html += "</tr></thead>\n<tbody>\n";
+  for (const auto& row : pivot.rows) {
+    html += "<tr>";
+    for (std::size_t c = 0; c < pivot.columns.size(); ++c) {
+      html +=
+          "<td" + align(c) +
+          (row[c].is_null() ? "&ndash;"
+                            : escape_html(report_cell_text(row[c], pivot.columns[c].kind, false))) +
+          "</td>";
+    }
+    html += "</tr>\n";
+  }
+  return html + "</tbody></table></div>\n";
+}
+
 }  // namespace
 
 std::string find_chart_bundles(const std::string& preferred) {
@@ -226,8 +254,83 @@ std::string render_html(const ReportTable& table, const RunStore& store,
                              {"value", std::isfinite(m.value) ? Json(m.value) : Json()}});
   }
   for (std::size_t i = 0; i < charts.size(); ++i) charts[i]["samplers"] = chart_samplers[i].size();
-  const Json data = {{"run_order", run_order}, {"losses", losses}, {"charts", charts},
-                     {"metrics", metric_points}};
+
+  // Quality against model calls: each run's shown checkpoint (with --checkpoint all, its latest
+  // with NFE values); a chart per (metric, variant) that some run has at 2+ NFE.
+  std::unordered_map<std::int64_t, const CheckpointRecord*> nfe_checkpoint;  // by run id
+  std::set<std::int64_t> shown_checkpoints(table.row_checkpoint.begin(),
+                                           table.row_checkpoint.end());
+  std::set<std::int64_t> with_nfe;
+  for (const auto& m : table.metrics) {
+    if (m.nfe > 0 && !m.sampler.empty() && shown_checkpoints.count(m.checkpoint_id))
+      with_nfe.insert(m.checkpoint_id);
+  }
+  for (const auto id : with_nfe) {
+    const auto it = checkpoint_of.find(id);
+    if (it == checkpoint_of.end()) continue;
+    const auto* c = it->second;
+    auto& chosen = nfe_checkpoint[c->run_id];
+    if (!chosen || c->step > chosen->step) chosen = c;
+  }
+  struct NfeChart {
+    std::string metric, variant;
+    bool higher = false;
+    std::set<std::string> families, runs;
+    std::map<std::int64_t, std::set<std::int64_t>> nfe_of_run;  // run id -> its NFE values
+    Json points = Json::array();
+  };
+  std::map<std::pair<std::string, std::string>, std::size_t> nfe_chart_of;
+  std::vector<NfeChart> nfe_charts;
+  for (const auto& m : table.metrics) {
+    if (m.nfe <= 0 || m.sampler.empty()) continue;
+    const auto it = checkpoint_of.find(m.checkpoint_id);
+    if (it == checkpoint_of.end()) continue;
+    const auto* c = it->second;
+    const auto chosen = nfe_checkpoint.find(c->run_id);
+    if (chosen == nfe_checkpoint.end() || chosen->second != c) continue;
+    const auto key = std::make_pair(m.metric, m.variant);
+    auto chart = nfe_chart_of.find(key);
+    if (chart == nfe_chart_of.end()) {
+      chart = nfe_chart_of.emplace(key, nfe_charts.size()).first;
+      nfe_charts.push_back({m.metric, m.variant, m.better == "higher", {}, {}, {}, Json::array()});
+    }
+    auto& nc = nfe_charts[chart->second];
+    const auto& label = labels[run_index[c->run_id]];
+    const auto family = sampler_family(m.sampler);
+    nc.families.insert(family);
+    nc.runs.insert(label);
+    nc.nfe_of_run[c->run_id].insert(m.nfe);
+    nc.points.push_back({{"run", label},
+                         {"family", family},
+                         {"sampler", m.sampler},
+                         {"nfe", m.nfe},
+                         {"epoch", c->epoch},
+                         {"value", std::isfinite(m.value) ? Json(m.value) : Json()}});
+  }
+  Json nfe_chart_data = Json::array();
+  std::vector<std::size_t> drawn_nfe_charts;  // indexes into nfe_charts
+  for (std::size_t i = 0; i < nfe_charts.size(); ++i) {
+    const auto& nc = nfe_charts[i];
+    const bool several = std::any_of(nc.nfe_of_run.begin(), nc.nfe_of_run.end(),
+                                     [](const auto& run) { return run.second.size() > 1; });
+    if (!several) continue;  // one NFE per run: nothing to draw against
+    drawn_nfe_charts.push_back(i);
+    nfe_chart_data.push_back({{"metric", nc.metric},
+                              {"variant", nc.variant},
+                              {"higher", nc.higher},
+                              {"families", nc.families.size()},
+                              {"runs", nc.runs.size()},
+                              {"values", nc.points}});
+  }
+  const auto pivot = options.by_nfe.empty()
+                         ? std::optional<NfePivot>()
+                         : make_nfe_pivot(table, options.by_nfe, options.checkpoint);
+
+  const Json data = {{"run_order", run_order},
+                     {"losses", losses},
+                     {"charts", charts},
+                     {"metrics", metric_points},
+                     {"nfe_charts", nfe_chart_data}};
 
   const auto bundle_dir = find_chart_bundles(options.chart_dir);
   std::string bundles;
@@ -349,6 +452,28 @@ std::string render_html(const ReportTable& table, const RunStore& store,
               (variant.empty() ? std::string() : " <small>" + escape_html(variant) + "</small>") +
               "</h3><div class=\"chart\" id=\"chart-metric-" + std::to_string(i) +
               "\" data-state=\"pending\"></div></div>\n";
+    }
+    html += "</div>\n";
+  }
+
+  // Quality against NFE: the --by-nfe pivot, then the charts; no section when neither is there.
+  if (pivot || !drawn_nfe_charts.empty()) {
+    html += "<h2>Quality against model calls (NFE)</h2>\n";
+  }
+  if (pivot) html += pivot_html(*pivot);
+  if (!drawn_nfe_charts.empty()) {
+    html +=
+        "<p class=\"note\">One chart per metric measured at two or more NFE in a run: the value "
+        "at each run's checkpoint shown against the sampler's model calls per sample (log "
+        "scale), a line per sampler family (its label without steps).</p>\n<div "
+        "class=\"charts\">\n";
+    for (std::size_t i = 0; i < drawn_nfe_charts.size(); ++i) {
+      const auto& nc = nfe_charts[drawn_nfe_charts[i]];
+      html +=
+          "<div class=\"card-chart\"><h3>" + escape_html(nc.metric) +
+          (nc.variant.empty() ? std::string() : " <small>" + escape_html(nc.variant) + "</small>") +
+          " <small>by NFE</small></h3><div class=\"chart\" id=\"nfe-chart-" + std::to_string(i) +
+          "\" data-state=\"pending\"></div></div>\n";
     }
     html += "</div>\n";
   }

@@ -1,6 +1,7 @@
 // make_report_table: the rows and columns every report format renders, read from the store in
 // one snapshot; the formats themselves are in report.cpp (text) and report_html.cpp (HTML).
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -290,5 +291,171 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
   return table;
 }
 
+std::string sampler_family(const std::string& label) {
+  const auto open = label.find('(');
+  if (open == std::string::npos || label.back() != ')') return label;
+  // Options are split at commas outside brackets ("sigmas=[1, 2]"); a piece without "key=" is
+  // part of the option before it (a string value holding a comma).
+  std::vector<std::string> options;
+  int depth = 0;
+  std::string piece;
+  auto finish_piece = [&] {
+    const auto eq = piece.find('=');
+    const bool starts_option =
+        eq != std::string::npos && eq > 0 &&
+        std::all_of(piece.begin(), piece.begin() + static_cast<std::ptrdiff_t>(eq),
+                    [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+    if (starts_option || options.empty()) {
+      options.push_back(piece);
+    } else {
+      options.back() += "," + piece;
+    }
+    piece.clear();
+  };
+  for (std::size_t i = open + 1; i + 1 < label.size(); ++i) {
+    const char c = label[i];
+    if (c == '[' || c == '(') ++depth;
+    if (c == ']' || c == ')') --depth;
+    if (c == ',' && depth == 0) {
+      finish_piece();
+    } else {
+      piece += c;
+    }
+  }
+  finish_piece();
+  std::string kept;
+  for (const auto& option : options) {
+    if (option.rfind("steps=", 0) == 0) continue;
+    kept += (kept.empty() ? "" : ",") + option;
+  }
+  const auto name = label.substr(0, open);
+  return kept.empty() ? name : name + "(" + kept + ")";
+}
+
+NfePivot make_nfe_pivot(const ReportTable& table, const std::string& metric,
+                        CheckpointChoice checkpoint) {
+  NfePivot pivot;
+  pivot.metric = metric;
+  // The metrics present, in the runs table's column order; which of them have samplers.
+  std::vector<std::string> present, with_sampler;
+  for (const auto& c : table.columns) {
+    if (c.kind != ColumnKind::metric) continue;
+    if (std::find(present.begin(), present.end(), c.metric) == present.end())
+      present.push_back(c.metric);
+    if (c.metric == metric) pivot.higher_is_better = c.higher_is_better;
+  }
+  for (const auto& m : table.metrics) {
+    if (!m.sampler.empty() &&
+        std::find(with_sampler.begin(), with_sampler.end(), m.metric) == with_sampler.end())
+      with_sampler.push_back(m.metric);
+  }
+  auto listed = [](const std::vector<std::string>& names) {
+    std::string all;
+    for (const auto& n : names) all += (all.empty() ? "" : ", ") + n;
+    return all.empty() ? std::string("none") : all;
+  };
+  if (table.runs.empty()) return pivot;  // nothing recorded yet: an empty pivot, not an error
+  if (std::find(present.begin(), present.end(), metric) == present.end()) {
+    std::string message = "--by-nfe: no metric '" + metric + "' recorded";
+    if (auto guess = did_you_mean(metric, present); !guess.empty()) {
+      message += " (did you mean '" + guess + "'?)";
+    }
+    throw InputError(message + "; metrics recorded: " + listed(present));
+  }
+
+  // Ranks by first record, so rows list variants and families in the order they were measured.
+  std::map<std::string, std::size_t> variant_rank, family_rank;
+  std::unordered_map<std::string, std::string> family_of;  // sampler label -> family
+  std::unordered_map<std::int64_t, std::vector<const MetricRecord*>> values_of;  // by checkpoint
+  bool any_sampler = false, any_without = false;
+  for (const auto& m : table.metrics) {
+    if (m.metric != metric) continue;
+    any_without = any_without || m.sampler.empty();
+    if (m.sampler.empty()) continue;
+    any_sampler = true;
+    if (m.nfe <= 0) continue;  // recorded before the store kept NFE
+    auto family = family_of.find(m.sampler);
+    if (family == family_of.end())
+      family = family_of.emplace(m.sampler, sampler_family(m.sampler)).first;
+    variant_rank.emplace(m.variant, variant_rank.size());
+    family_rank.emplace(family->second, family_rank.size());
+    values_of[m.checkpoint_id].push_back(&m);
+  }
+  if (!any_sampler && any_without) {
+    throw InputError("--by-nfe: '" + metric +
+                     "' is measured without a sampler, so it has no NFE; " +
+                     "metrics with samplers: " + listed(with_sampler));
+  }
+
+  // One entry per (shown row, variant, family): the values by NFE, the first recorded kept.
+  struct Entry {
+    std::size_t row;
+    const std::string* variant;
+    const std::string* family;
+    std::map<std::int64_t, double> values;
+  };
+  std::vector<Entry> entries;
+  std::set<std::int64_t> nfe;
+  std::set<std::string> variants;
+  for (std::size_t r = 0; r < table.rows.size(); ++r) {
+    const auto it = values_of.find(table.row_checkpoint[r]);
+    if (it == values_of.end()) continue;
+    std::map<std::pair<std::size_t, std::size_t>, Entry> by_key;
+    for (const auto* m : it->second) {
+      const auto& family = family_of[m->sampler];
+      auto& entry = by_key
+                        .try_emplace({variant_rank[m->variant], family_rank[family]},
+                                     Entry{r, &m->variant, &family, {}})
+                        .first->second;
+      entry.values.emplace(m->nfe, m->value);
+      nfe.insert(m->nfe);
+      variants.insert(m->variant);
+    }
+    for (auto& [key, entry] : by_key) entries.push_back(std::move(entry));
+  }
+  if (entries.empty()) {
+    throw InputError("--by-nfe: no value of '" + metric +
+                     "' at the checkpoints shown records its " +
+                     "sampler's NFE (values recorded before store schema version 4 do not)");
+  }
+  pivot.nfe.assign(nfe.begin(), nfe.end());
+  pivot.caption = metric + (pivot.higher_is_better ? " (higher is better)" : " (lower is better)") +
+                  " by sampler family and NFE (model calls per sample)";
+
+  std::set<std::int64_t> shown_sweeps;
+  for (const auto& run : table.runs) shown_sweeps.insert(run.sweep_id);
+  std::unordered_map<std::int64_t, std::string> sweep_names;
+  for (const auto& s : table.sweeps) sweep_names[s.id] = s.name;
+  const bool sweep_column = shown_sweeps.size() > 1;
+  const bool epoch_column = checkpoint == CheckpointChoice::all;
+  const bool variant_column = variants.size() > 1;
+  auto& columns = pivot.columns;
+  if (sweep_column) columns.push_back({"sweep", ColumnKind::text, ""});
+  columns.push_back({"run", ColumnKind::integer, ""});
+  if (epoch_column) columns.push_back({"epoch", ColumnKind::integer, ""});
+  if (variant_column) columns.push_back({"variant", ColumnKind::text, ""});
+  columns.push_back({"sampler", ColumnKind::text, ""});
+  pivot.label_columns = columns.size();
+  for (const auto n : pivot.nfe) {
+    columns.push_back({std::to_string(n), ColumnKind::metric, metric, pivot.higher_is_better});
+  }
+
+  std::unordered_map<std::int64_t, std::int64_t> epoch_of;
+  for (const auto& c : table.checkpoints) epoch_of[c.id] = c.epoch;
+  for (const auto& entry : entries) {
+    const auto& run = table.runs[table.row_run[entry.row]];
+    auto& row = pivot.rows.emplace_back();
+    if (sweep_column) row.emplace_back(sweep_names[run.sweep_id]);
+    row.emplace_back(run.grid_index);
+    if (epoch_column) row.emplace_back(epoch_of[table.row_checkpoint[entry.row]]);
+    if (variant_column) row.emplace_back(*entry.variant);
+    row.emplace_back(*entry.family);
+    for (const auto n : pivot.nfe) {
+      const auto value = entry.values.find(n);
+      row.push_back(value == entry.values.end() ? Json() : Json(value->second));
+    }
+  }
+  return pivot;
+}
 
 }  // namespace difflab

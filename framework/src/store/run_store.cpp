@@ -348,10 +348,11 @@ void RunStore::add_losses(std::int64_t run_id, const std::vector<LossRecord>& lo
 void RunStore::add_metric(const MetricRecord& metric) {
   Statement s(
       *impl_,
-      "INSERT INTO metrics (checkpoint_id, sampler, sampler_params_json, metric, variant, value, better)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+      "INSERT INTO metrics (checkpoint_id, sampler, sampler_params_json, metric, variant, value, better, nfe)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
       " ON CONFLICT (checkpoint_id, sampler, metric, variant) DO UPDATE SET"
-      " sampler_params_json = excluded.sampler_params_json, value = excluded.value, better = excluded.better");
+      " sampler_params_json = excluded.sampler_params_json, value = excluded.value, better = excluded.better,"
+      " nfe = excluded.nfe");
   s.bind(1, metric.checkpoint_id)
       .bind(2, metric.sampler)
       .bind(3, metric.sampler_params_json.empty() ? std::string("{}") : metric.sampler_params_json)
@@ -359,6 +360,7 @@ void RunStore::add_metric(const MetricRecord& metric) {
       .bind(5, metric.variant)
       .bind(6, metric.value)
       .bind(7, metric.better)
+      .bind_or_null(8, metric.nfe)
       .run();
 }
 

@@ -95,6 +95,7 @@ struct MetricRecord {
   std::string variant;              // e.g. "rbf(bandwidths=0.2,0.5,1,2,5)"
   double value = 0;  // NaN round-trips (stored as NULL)
   std::string better = "lower";  // "lower" or "higher": which way the metric improves, as it declares
+  std::int64_t nfe = 0;  // the sampler's model calls per sample; 0 for checkpoint-scope metrics
 };
 
 /// Whether `candidate` beats `incumbent` for a metric whose values improve upwards
@@ -123,7 +124,7 @@ struct ArtifactRecord {
 /// migrations applied on open). Not thread-safe: one RunStore per thread.
 class RunStore {
  public:
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   enum class Access {
     read_write,  // creates the file if needed and applies migrations

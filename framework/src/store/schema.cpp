@@ -99,6 +99,12 @@ UPDATE metrics SET better = 'higher'
   WHERE metric IN ('inception_score', 'psnr') OR (metric = 'lpips' AND sampler <> '');
 ALTER TABLE runs ADD COLUMN abar_T REAL;
 )sql",
+    // 4: the number of model calls per sample (NFE) of the sampler a metric value was measured
+    // with, so reports can set quality against cost; NULL for checkpoint-scope values and for
+    // values recorded before this version.
+    R"sql(
+ALTER TABLE metrics ADD COLUMN nfe INTEGER CHECK (nfe IS NULL OR nfe > 0);
+)sql",
 };
 static_assert(kApplicationId == 1145457730, "migration 1 writes kApplicationId literally");
 

@@ -66,6 +66,14 @@ class Statement {
     }
     return bind(index, value);
   }
+  // A count that is not known (0) is stored as NULL; reading NULL as an integer gives 0 again.
+  Statement& bind_or_null(int index, std::int64_t value) {
+    if (value <= 0) {
+      check(sqlite3_bind_null(stmt_, index));
+      return *this;
+    }
+    return bind(index, value);
+  }
 
   /// Advances to the next row; false when done.
   bool step() {

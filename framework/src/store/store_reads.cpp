@@ -74,7 +74,8 @@ LossRecord read_loss(const Statement& s, int first = 0) {
 }
 
 constexpr const char* kMetricColumns =
-    "m.checkpoint_id, m.sampler, m.sampler_params_json, m.metric, m.variant, m.value, m.better";
+    "m.checkpoint_id, m.sampler, m.sampler_params_json, m.metric, m.variant, m.value, m.better,"
+    " m.nfe";
 
 MetricRecord read_metric(const Statement& s) {
   MetricRecord r;
@@ -85,6 +86,7 @@ MetricRecord read_metric(const Statement& s) {
   r.variant = s.text(4);
   r.value = s.real(5);
   r.better = s.text(6);
+  r.nfe = s.integer(7);  // NULL (checkpoint scope, or recorded before version 4) reads as 0
   return r;
 }
 

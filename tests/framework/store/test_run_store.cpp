@@ -11,6 +11,7 @@
 
 #include "difflab/errors.hpp"
 #include "store/run_store.hpp"
+#include "store/store_merge.hpp"
 #include "support.hpp"
 
 using Catch::Matchers::Contains;
@@ -91,19 +92,19 @@ TEST_CASE("run status names round-trip", "[store]") {
   CHECK_THROWS_AS(difflab::parse_run_status("finished"), difflab::InputError);
 }
 
-TEST_CASE("a new store is at schema version 3 in WAL mode", "[store]") {
+TEST_CASE("a new store is at schema version 4 in WAL mode", "[store]") {
   const auto path = store_path("store-schema");
   {
     RunStore store(path);
-    CHECK(store.schema_version() == 3);
-    CHECK(RunStore::kSchemaVersion == 3);
+    CHECK(store.schema_version() == 4);
+    CHECK(RunStore::kSchemaVersion == 4);
     CHECK(store.path() == path);
   }
   CHECK(query_text(path, "PRAGMA journal_mode") == "wal");
-  CHECK(query_text(path, "PRAGMA user_version") == "3");
+  CHECK(query_text(path, "PRAGMA user_version") == "4");
   // Reopening an up-to-date store migrates nothing and keeps it usable.
   RunStore again(path);
-  CHECK(again.schema_version() == 3);
+  CHECK(again.schema_version() == 4);
   CHECK(again.sweeps().empty());
 }
 
@@ -116,7 +117,8 @@ TEST_CASE("a version 1 store is migrated on open and keeps its rows", "[store]")
     const auto run = store.add_run(make_run(sweep, 0, "hash0"));
     checkpoint = store.add_checkpoint({0, run, 1, 10, "e1.pt", 1.0, "ema(0.9)"});
   }
-  // Take it back to what difflab 0.1 wrote: no weights column (nor version 3's), user_version 1.
+  // Take it back to what difflab 0.1 wrote: no weights column (nor later ones), user_version 1.
+  query_text(path, "ALTER TABLE metrics DROP COLUMN nfe");
   query_text(path, "ALTER TABLE checkpoints DROP COLUMN weights");
   query_text(path, "ALTER TABLE metrics DROP COLUMN better");
   query_text(path, "ALTER TABLE runs DROP COLUMN abar_T");
@@ -125,7 +127,7 @@ TEST_CASE("a version 1 store is migrated on open and keeps its rows", "[store]")
                     Catch::Contains("schema version 1") && Catch::Contains("to upgrade it"));
   {
     RunStore writer(path);  // a writer migrates
-    CHECK(writer.schema_version() == 3);
+    CHECK(writer.schema_version() == 4);
   }
   RunStore store(path, RunStore::Access::read_only);
   const auto runs = store.runs("old");
@@ -149,6 +151,7 @@ TEST_CASE("a version 2 store learns which way its metrics improve, and runs thei
     store.add_metric({checkpoint, "ddpm", "{}", "lpips", "diversity(pairs=256)", 1.0});
   }
   // What difflab wrote before plugins declared a direction: no better, no abar_T, version 2.
+  query_text(path, "ALTER TABLE metrics DROP COLUMN nfe");
   query_text(path, "ALTER TABLE metrics DROP COLUMN better");
   query_text(path, "ALTER TABLE runs DROP COLUMN abar_T");
   query_text(path, "PRAGMA user_version = 2");
@@ -164,6 +167,92 @@ TEST_CASE("a version 2 store learns which way its metrics improve, and runs thei
                                                      {"mmd/", "lower"},
                                                      {"lpips/", "lower"},           // reconstruction distance
                                                      {"lpips/ddpm", "higher"}});  // diversity among samples
+}
+
+TEST_CASE("a version 3 store gains the nfe column on open, NULL in the rows it had", "[store]") {
+  const auto path = store_path("store-v3");
+  std::int64_t checkpoint = 0;
+  {
+    RunStore store(path);
+    const auto run = store.add_run(make_run(store.add_sweep("old", "old.yaml", ""), 0, "hash0"));
+    checkpoint = store.add_checkpoint({0, run, 1, 10, "e1.pt", 1.0});
+    store.add_metric({checkpoint, "", "{}", "test_loss", "", 0.25});
+    store.add_metric({checkpoint, "ddim(steps=10)", "{}", "mmd", "rbf", 0.125});
+  }
+  // What a version 3 runner wrote: no nfe column.
+  query_text(path, "ALTER TABLE metrics DROP COLUMN nfe");
+  query_text(path, "PRAGMA user_version = 3");
+  CHECK_THROWS_WITH(RunStore(path, RunStore::Access::read_only),
+                    Catch::Contains("schema version 3") && Catch::Contains("to upgrade it"));
+  {
+    RunStore writer(path);
+    CHECK(writer.schema_version() == 4);
+    // A value measured after the upgrade records its NFE beside the old ones.
+    MetricRecord fresh{checkpoint, "ddim(steps=20)", "{}", "mmd", "rbf", 0.0625};
+    fresh.nfe = 20;
+    writer.add_metric(fresh);
+  }
+  RunStore store(path, RunStore::Access::read_only);
+  const auto metrics = store.metrics(checkpoint);
+  REQUIRE(metrics.size() == 3);
+  CHECK(metrics[0].metric == "test_loss");
+  CHECK(metrics[0].value == 0.25);
+  CHECK(metrics[0].nfe == 0);
+  CHECK(metrics[1].sampler == "ddim(steps=10)");
+  CHECK(metrics[1].value == 0.125);
+  CHECK(metrics[1].nfe == 0);  // recorded before version 4: not known
+  CHECK(metrics[2].nfe == 20);
+  CHECK(query_text(path, "SELECT COUNT(*) FROM metrics WHERE nfe IS NULL") == "2");
+}
+
+TEST_CASE("nfe round-trips, NULL for checkpoint-scope values, through every read and a merge",
+          "[store]") {
+  const auto dir = difflab::test::temp_dir("store-nfe");
+  const auto path = (dir / "runs.db").string();
+  std::int64_t checkpoint = 0;
+  {
+    RunStore store(path);
+    const auto run = store.add_run(make_run(store.add_sweep("s", "s.yaml", ""), 0, "hash0"));
+    checkpoint = store.add_checkpoint({0, run, 1, 10, "e1.pt", 1.0});
+    store.add_metric({checkpoint, "", "{}", "test_loss", "", 0.5});  // checkpoint scope: nfe 0
+    MetricRecord ddim{checkpoint, "ddim(steps=50)", "{}", "mmd", "rbf", 0.25};
+    ddim.nfe = 50;
+    store.add_metric(ddim);
+    MetricRecord heun{checkpoint, "heun(S_churn=1,steps=10)", "{}", "mmd", "rbf", 0.125};
+    heun.nfe = 19;  // 2 steps - 1 model calls
+    store.add_metric(heun);
+    heun.value = 0.0625;  // an upsert replaces the value and keeps the NFE it is given
+    heun.nfe = 20;
+    store.add_metric(heun);
+  }
+  CHECK(query_text(path, "SELECT quote(nfe) FROM metrics WHERE metric = 'test_loss'") == "NULL");
+  CHECK(query_text(path, "SELECT nfe FROM metrics WHERE sampler = 'ddim(steps=50)'") == "50");
+  CHECK(query_text(path, "SELECT nfe FROM metrics WHERE sampler LIKE 'heun%'") == "20");
+  CHECK(query_text(path, "SELECT COUNT(*) FROM metrics WHERE nfe <= 0") == "0");  // 0 is NULL
+
+  auto nfe_by_sampler = [](const std::vector<MetricRecord>& metrics) {
+    std::map<std::string, std::int64_t> out;
+    for (const auto& m : metrics) out[m.sampler] = m.nfe;
+    return out;
+  };
+  const std::map<std::string, std::int64_t> expected = {
+      {"", 0}, {"ddim(steps=50)", 50}, {"heun(S_churn=1,steps=10)", 20}};
+  {
+    RunStore store(path, RunStore::Access::read_only);
+    CHECK(nfe_by_sampler(store.metrics(checkpoint)) == expected);
+    CHECK(nfe_by_sampler(store.sweep_metrics("s")) == expected);
+    CHECK(nfe_by_sampler(store.metrics_of_checkpoints({checkpoint})) == expected);
+  }
+  // runner merge carries it into another store.
+  const auto merged_path = (dir / "merged.db").string();
+  {
+    const RunStore from(path, RunStore::Access::read_only);
+    RunStore into(merged_path);
+    difflab::merge_store(from, into);
+  }
+  RunStore merged(merged_path, RunStore::Access::read_only);
+  CHECK(nfe_by_sampler(merged.sweep_metrics("s")) == expected);
+  CHECK(query_text(merged_path, "SELECT COUNT(*) FROM metrics WHERE nfe IS NULL") == "1");
 }
 
 TEST_CASE("best checkpoints follow the direction each metric declares, not its name", "[store]") {

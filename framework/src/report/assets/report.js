@@ -112,5 +112,26 @@
     jobs.push(render(el, {height: 260, data: {values: values},
                           mark: {type: 'line', point: {size: 36}, strokeWidth: 1.6}, encoding: encoding}));
   });
+  // Quality against cost: NFE on a log axis (model calls span decades), a colour per sampler
+  // family, a dash per run when several are shown.
+  (data.nfe_charts || []).forEach(function (chart, i) {
+    var el = document.getElementById('nfe-chart-' + i);
+    var encoding = {
+      x: {field: 'nfe', type: 'quantitative', title: 'model calls per sample (NFE, log scale)',
+          scale: {type: 'log'}, axis: {tickCount: 6, format: '~s'}},
+      y: {field: 'value', type: 'quantitative', title: chart.metric + (chart.higher ? ' (higher is better)' : ' (lower is better)'),
+          scale: {zero: false}},
+      color: {field: 'family', type: 'nominal', title: 'sampler', scale: palette},
+      tooltip: [{field: 'run'}, {field: 'sampler'}, {field: 'nfe', type: 'quantitative', title: 'NFE'},
+                {field: 'epoch', type: 'quantitative'}, {field: 'value', type: 'quantitative', format: '.4g'}]
+    };
+    if (chart.runs > 1) {
+      encoding.strokeDash = {field: 'run', type: 'nominal', title: 'run', sort: data.run_order,
+                             legend: {symbolType: 'stroke', symbolStrokeWidth: 2, symbolStrokeColor: '#5f6b7a'}};
+      encoding.detail = {field: 'run'};
+    }
+    jobs.push(render(el, {height: 260, data: {values: chart.values},
+                          mark: {type: 'line', point: {size: 36}, strokeWidth: 1.6}, encoding: encoding}));
+  });
   Promise.all(jobs).then(finish, finish);
 })();
