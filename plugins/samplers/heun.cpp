@@ -126,7 +126,7 @@ std::vector<OptionSpec> heun_options() {
   // trapezoid in sigma needs steps that shrink with sigma: on trailing timesteps, or a ramp from
   // the cosine schedule's sigma of 2e4, too few steps fall where sigma is near the data's scale
   // and a Gaussian's samples come out 3 to 4 times too wide at 10 steps. The first step still
-  // starts at T-1 (above sigma = 80 the ODE is close to linear, which one Euler step solves).
+  // starts at T-1 (the ramp's first point moves up there: TimestepSpacing).
   for (auto spec : TimestepSpacing::options()) {
     if (spec.name == "spacing") {
       spec.default_value = OptionValue(std::string("karras"));

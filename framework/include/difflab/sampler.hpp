@@ -45,8 +45,8 @@ class DIFFLAB_API Sampler {
 ///                (Karras et al. 2022, eq. 5), as fractional timesteps
 ///   exponential  log sigma evenly spaced from sigma_max to sigma_min
 /// sigma_min / sigma_max of 0: the schedule's own (sigma at 0 and T-1, or the last finite one);
-/// a larger sigma_max is clamped. A sigma_max below sigma at T-1 (inf at a zero terminal SNR)
-/// still starts at T-1, the other steps ramping from sigma_max. After its last timestep every
+/// a larger sigma_max is clamped. The ramp's first point is always T-1, where x_T lies (a
+/// sigma_max below sigma there shapes the rest of the ramp). After its last timestep every
 /// sampler steps to the data (abar = 1, sigma = 0).
 enum class Spacing { leading, trailing, linspace, karras, exponential };
 

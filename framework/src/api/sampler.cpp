@@ -80,10 +80,11 @@ std::vector<double> TimestepSpacing::timesteps(const DiffusionProcess& process, 
                      std::to_string(T) + ", the schedule's timesteps");
   }
   if (spacing != Spacing::karras && spacing != Spacing::exponential) return discrete(spacing, T, steps);
-  // The ramp's sigma_max may lie below the schedule's sigma at T-1 (user-set, heun's default of 80,
-  // or a zero terminal SNR's sigma = inf there): then the first step still starts at T-1, x_T's own
-  // noise level, and the ramp follows from sigma_max.
-  const double top = process.sigma_at(double(T - 1));
+  // The ramp's first point is T-1, x_T's own noise level, also where sigma_max lies below the
+  // schedule's sigma there (user-set, heun's default of 80, or a zero terminal SNR's sigma = inf):
+  // the first step jumps from T-1 to the ramp's second point. Above sigma ~ 80 the probability-
+  // flow ODE is close to linear in sigma, so the jump costs no accuracy, and the ramp keeps its
+  // resolution where sigma is near the data's scale.
   const double top_finite_t = process.zero_terminal_snr() ? double(std::max<std::int64_t>(T - 2, 0)) : double(T - 1);
   const double lo = process.sigma_at(0.0), hi = process.sigma_at(top_finite_t);
   const double s_min = sigma_min > 0 ? sigma_min : lo, s_max = sigma_max > 0 ? std::min(sigma_max, hi) : hi;
@@ -93,14 +94,9 @@ std::vector<double> TimestepSpacing::timesteps(const DiffusionProcess& process, 
                      "of sigma (" + number(lo) + " to " + number(hi) + ")");
   }
   std::vector<double> ts;
-  if (s_max < top * (1 - 1e-9)) ts.push_back(double(T - 1));
-  const std::size_t first = ts.size();
-  for (double s : sigma_ramp(spacing, s_min, s_max, rho, steps - std::int64_t(ts.size()))) {
-    ts.push_back(process.t_from_sigma(s));
-  }
-  // The schedule's own ends exactly, not as the inverse's rounding of them.
-  if (s_max == hi && ts.size() > first) ts[first] = top_finite_t;
-  if (sigma_min == 0 && ts.size() > first + 1) ts.back() = 0.0;
+  for (double s : sigma_ramp(spacing, s_min, s_max, rho, steps)) ts.push_back(process.t_from_sigma(s));
+  ts.front() = double(T - 1);
+  if (sigma_min == 0 && ts.size() > 1) ts.back() = 0.0;  // exactly, not the inverse's rounding
   return ts;
 }
 

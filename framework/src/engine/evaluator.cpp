@@ -72,10 +72,11 @@ void Evaluator::evaluate(const CheckpointRecord& checkpoint) {
   fs::create_directories(dir);
   std::vector<MetricRecord> rows;
   std::vector<ArtifactRecord> artifacts;
-  const auto record = [&](const std::vector<MetricValue>& values, const PluginConfig& sampler) {
+  const auto record = [&](const std::vector<MetricValue>& values, const PluginConfig& sampler, std::int64_t nfe) {
     for (const auto& v : values) {
       MetricRecord row{checkpoint.id, sampler.label, sampler.json.dump(), v.name, v.variant, v.value};
       row.better = v.better == Better::higher ? "higher" : "lower";  // as the plugin declares
+      row.nfe = nfe;  // the sampler's model calls per sample; 0 for checkpoint-scope values
       rows.push_back(std::move(row));
     }
   };
@@ -86,7 +87,7 @@ void Evaluator::evaluate(const CheckpointRecord& checkpoint) {
     MetricContext mc{model, *ctx.process, ctx.train, ctx.test, torch::Tensor(),
                      make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step)),
                      Conditioning{}, run.evaluation.class_conditional};
-    record(ctx.metrics[m]->evaluate(mc), no_sampler);
+    record(ctx.metrics[m]->evaluate(mc), no_sampler, 0);
   }
   auto sample_shape = ctx.train.x.sizes().vec();
   sample_shape[0] = run.evaluation.num_samples;
@@ -143,7 +144,7 @@ void Evaluator::evaluate(const CheckpointRecord& checkpoint) {
       MetricContext mc{model, *ctx.process, ctx.train, ctx.test, samples,
                        make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step)),
                        cond, run.evaluation.class_conditional};
-      record(ctx.metrics[m]->evaluate(mc), sampler);
+      record(ctx.metrics[m]->evaluate(mc), sampler, ctx.samplers[s]->nfe(ctx.process->timesteps()));
     }
   }
   crash_point("evaluation");

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <set>
 #include <vector>
 
 #include "plugins/samplers/gaussian_oracle.hpp"
@@ -252,4 +253,17 @@ TEST_CASE("a zero terminal SNR: abar_T = 0 exactly and every sampler of a v mode
       }
     }
   }
+}
+
+TEST_CASE("every sampler is a plugin of its own library", "[samplers]") {
+  const std::vector<std::string> names{"ddpm", "ddpm_x0", "ddim", "euler", "euler_ancestral", "heun", "plms",
+                                       "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "unipc"};
+  std::set<std::string> libraries;
+  for (const auto& name : names) {
+    INFO(name);
+    const auto& entry = test::plugins().get(PluginKind::sampler, name);
+    CHECK_THAT(entry.library, Catch::EndsWith("libdifflab_sampler_" + name + ".so"));
+    libraries.insert(entry.library);
+  }
+  CHECK(libraries.size() == names.size());
 }

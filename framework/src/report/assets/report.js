@@ -116,11 +116,17 @@
   // family, a dash per run when several are shown.
   (data.nfe_charts || []).forEach(function (chart, i) {
     var el = document.getElementById('nfe-chart-' + i);
+    // A metric spanning decades (a sampler that diverges at few steps) on a log axis too, so the
+    // others stay readable; only when every value is positive.
+    var finite = chart.values.map(function (v) { return v.value; }).filter(function (v) { return v !== null; });
+    var lo = Math.min.apply(null, finite), hi = Math.max.apply(null, finite);
+    var logY = finite.length > 0 && lo > 0 && hi / lo > 20;
     var encoding = {
       x: {field: 'nfe', type: 'quantitative', title: 'model calls per sample (NFE, log scale)',
           scale: {type: 'log'}, axis: {tickCount: 6, format: '~s'}},
-      y: {field: 'value', type: 'quantitative', title: chart.metric + (chart.higher ? ' (higher is better)' : ' (lower is better)'),
-          scale: {zero: false}},
+      y: {field: 'value', type: 'quantitative',
+          title: chart.metric + (chart.higher ? ' (higher is better' : ' (lower is better') + (logY ? ', log scale)' : ')'),
+          scale: logY ? {type: 'log'} : {zero: false}},
       color: {field: 'family', type: 'nominal', title: 'sampler', scale: palette},
       tooltip: [{field: 'run'}, {field: 'sampler'}, {field: 'nfe', type: 'quantitative', title: 'NFE'},
                 {field: 'epoch', type: 'quantitative'}, {field: 'value', type: 'quantitative', format: '.4g'}]
