@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "difflab/plugin.hpp"
+#include "io/npy.hpp"
 #include "store/run_store.hpp"
 #include "config/sections.hpp"
 #include "support.hpp"
@@ -303,4 +304,38 @@ TEST_CASE("a zero terminal SNR is refused for an epsilon model, and validates fo
     INFO(m.sampler << " " << m.metric);
     CHECK(std::isfinite(m.value));
   }
+}
+
+TEST_CASE("common noise: every sampler and every checkpoint of a run start from the same x_T", "[cli][samplers]") {
+  // euler and ddim are one method (samplers.md), so from one x_T their samples agree; with a
+  // learning rate of 1e-12 the two checkpoints' models agree too, so from one x_T theirs do.
+  const auto samples = [&](const std::string& common) {
+    const auto dir = test::temp_dir("common-noise-" + common);
+    const auto db = (dir / "runs.sqlite").string();
+    std::string out;
+    REQUIRE(runner("sweep " + kTiny + " --set 'sweep.schedule.plugin=[linear]' --set train.epochs=4" +
+                       " --set train.lr=1e-12 --set evaluation.common_noise=" + common +
+                       " --set 'evaluation.samplers=[{plugin: euler, steps: 5}, {plugin: ddim, steps: 5}]'" +
+                       " --set 'evaluation.metrics=[{plugin: mmd}]' --db " + db + " --out " +
+                       (dir / "runs").string() + " --threads 1 -q",
+                   &out) == 0);
+    RunStore store(db, RunStore::Access::read_only);
+    std::map<std::string, torch::Tensor> by_checkpoint_and_sampler;
+    for (const auto& c : store.checkpoints(store.runs().at(0).id)) {
+      for (const auto& a : store.artifacts(c.id)) {
+        if (a.kind == "samples_npy") by_checkpoint_and_sampler[std::to_string(c.epoch) + " " + a.sampler] = read_npy(a.path);
+      }
+    }
+    REQUIRE(by_checkpoint_and_sampler.size() == 4);  // checkpoints at epochs 2 and 4, two samplers
+    return by_checkpoint_and_sampler;
+  };
+  const auto common = samples("true");
+  const auto& first = common.begin()->second;
+  for (const auto& [key, x] : common) {
+    INFO(key);
+    CHECK(torch::allclose(x, first, 1e-4, 1e-5));
+  }
+  const auto apart = samples("false");
+  CHECK_FALSE(torch::allclose(apart.at("2 euler(steps=5)"), apart.at("2 ddim(steps=5)"), 1e-2, 1e-2));
+  CHECK_FALSE(torch::allclose(apart.at("2 ddim(steps=5)"), apart.at("4 ddim(steps=5)"), 1e-2, 1e-2));
 }

@@ -25,6 +25,16 @@ const std::vector<Case>& all_samplers() {
       {"ddpm_x0", {{"variance", std::string("beta")}}},
       {"ddim", {{"steps", std::int64_t{50}}, {"eta", 0.0}}},
       {"ddim", {{"steps", std::int64_t{20}}, {"eta", 1.0}}},
+      {"euler", {}},
+      {"euler_ancestral", {}},
+      {"heun", {}},
+      {"heun", {{"S_churn", 2.0}}},
+      {"plms", {}},
+      {"dpmpp_2m", {}},
+      {"dpmpp_2m_sde", {}},
+      {"dpmpp_3m_sde", {}},
+      {"unipc", {}},
+      {"unipc", {{"order", std::int64_t{3}}}},
   };
   return cases;
 }
