@@ -53,8 +53,7 @@ std::vector<OptionSpec> ddim_options() {
                        "noise scale: 0 is deterministic DDIM, 1 matches DDPM's posterior variance (eq. 16)")
           .at_least(0),
       respaced::clip_spec(), respaced::clip_range_spec()};
-  for (auto& spec : TimestepSpacing::options()) specs.push_back(std::move(spec));
-  return specs;
+  return samplers::with_spacing(std::move(specs));
 }
 
 }  // namespace

@@ -48,8 +48,7 @@ class DdpmSampler final : public Sampler {
 std::vector<OptionSpec> ddpm_options() {
   std::vector<OptionSpec> specs{respaced::steps_spec(), respaced::variance_spec("beta"), respaced::clip_spec(),
                                 respaced::clip_range_spec()};
-  for (auto& spec : TimestepSpacing::options()) specs.push_back(std::move(spec));
-  return specs;
+  return samplers::with_spacing(std::move(specs));
 }
 
 }  // namespace

@@ -40,8 +40,7 @@ class DdpmX0Sampler final : public Sampler {
 std::vector<OptionSpec> ddpm_x0_options() {
   std::vector<OptionSpec> specs{respaced::steps_spec(), respaced::variance_spec("posterior"),
                                 respaced::clip_spec(), respaced::clip_range_spec()};
-  for (auto& spec : TimestepSpacing::options()) specs.push_back(std::move(spec));
-  return specs;
+  return samplers::with_spacing(std::move(specs));
 }
 
 }  // namespace

@@ -22,16 +22,10 @@ class DpmPp2mSampler final : public Sampler {
 
   torch::Tensor sample(const SamplingContext& ctx, torch::Tensor x) const override {
     const auto ts = spacing_.timesteps(ctx.process, steps_, "dpmpp_2m");
-    History history(static_cast<std::size_t>(order_));
-    for (std::size_t i = 0; i < ts.size(); ++i) {
-      const auto d = denoise_at(ctx, x, ts[i]);
-      const Level from = level_at(ctx.process, ts[i]);
-      history.push(from.lambda, d.x0);
-      // The step to the data (sigma = 0, h = inf) is first order: x = x0, as diffusers' final step.
-      x = i + 1 < ts.size() ? step(x, from, level_at(ctx.process, ts[i + 1]), history) : d.x0;
-      if (ctx.on_step) ctx.on_step(static_cast<std::int64_t>(i), x);
-    }
-    return x;
+    return solve(ctx, std::move(x), ts, History(static_cast<std::size_t>(order_)),
+                 [&](const torch::Tensor& x_s, Level from, Level to, const History& h) {
+                   return step(x_s, from, to, h);
+                 });
   }
 
  private:
@@ -60,7 +54,7 @@ DIFFLAB_PLUGIN(registrar) {
        "DPM-Solver++(2M): second-order multistep ODE solver in x0, `steps` model calls (Lu et al. "
        "2022b, Alg. 2)",
        with_spacing(
-           {steps_option(20, "timesteps visited, one model call each; the last steps to the data"),
+           {one_call_steps(20),
             OptionSpec::integer("order", 2,
                                 "multistep order (diffusers' solver_order): 2 is DPM-Solver++(2M), "
                                 "1 is DPM-Solver++1, equal to DDIM with eta = 0")

@@ -23,16 +23,10 @@ class DpmPp2mSdeSampler final : public Sampler {
 
   torch::Tensor sample(const SamplingContext& ctx, torch::Tensor x) const override {
     const auto ts = spacing_.timesteps(ctx.process, steps_, "dpmpp_2m_sde");
-    History history(2);
-    for (std::size_t i = 0; i < ts.size(); ++i) {
-      const auto d = denoise_at(ctx, x, ts[i]);
-      const Level from = level_at(ctx.process, ts[i]);
-      history.push(from.lambda, d.x0);
-      // The step to the data is k-diffusion's denoising step x = x0: first order, no noise.
-      x = i + 1 < ts.size() ? step(ctx, x, from, level_at(ctx.process, ts[i + 1]), history) : d.x0;
-      if (ctx.on_step) ctx.on_step(static_cast<std::int64_t>(i), x);
-    }
-    return x;
+    return solve(ctx, std::move(x), ts, History(2),
+                 [&](const torch::Tensor& x_s, Level from, Level to, const History& h) {
+                   return step(ctx, x_s, from, to, h);
+                 });
   }
 
  private:
@@ -52,8 +46,7 @@ class DpmPp2mSdeSampler final : public Sampler {
       next = next + (0.5 * c_x0 / r) * (history[0].x0 - history[1].x0);
     }
     if (eta_ > 0) {
-      next = next +
-             (to.sigma * std::sqrt(-std::expm1(-2.0 * eta_h)) * s_noise_) * sampler_noise(ctx, x);
+      next = next + sde_noise(ctx, to, eta_h, s_noise_, x);
     }
     return next;
   }
@@ -71,7 +64,7 @@ DIFFLAB_PLUGIN(registrar) {
        "DPM-Solver++(2M) SDE: second-order multistep solver of the reverse SDE in x0, `steps` "
        "model calls (k-diffusion sample_dpmpp_2m_sde, midpoint; Lu et al. 2022b)",
        with_spacing(
-           {steps_option(20, "timesteps visited, one model call each; the last steps to the data"),
+           {one_call_steps(20),
             OptionSpec::real("eta", 1.0,
                              "stochasticity: 1 is the reverse SDE, 0 the probability-flow ODE "
                              "(then equal to dpmpp_2m)")

@@ -23,16 +23,11 @@ class DpmPp3mSdeSampler final : public Sampler {
 
   torch::Tensor sample(const SamplingContext& ctx, torch::Tensor x) const override {
     const auto ts = spacing_.timesteps(ctx.process, steps_, "dpmpp_3m_sde");
-    History history(3);  // first and second order on the first two steps, as the reference
-    for (std::size_t i = 0; i < ts.size(); ++i) {
-      const auto d = denoise_at(ctx, x, ts[i]);
-      const Level from = level_at(ctx.process, ts[i]);
-      history.push(from.lambda, d.x0);
-      // The step to the data is k-diffusion's denoising step x = x0: first order, no noise.
-      x = i + 1 < ts.size() ? step(ctx, x, from, level_at(ctx.process, ts[i + 1]), history) : d.x0;
-      if (ctx.on_step) ctx.on_step(static_cast<std::int64_t>(i), x);
-    }
-    return x;
+    // Three x0 kept: first and second order on the first two steps, as the reference.
+    return solve(ctx, std::move(x), ts, History(3),
+                 [&](const torch::Tensor& x_s, Level from, Level to, const History& h) {
+                   return step(ctx, x_s, from, to, h);
+                 });
   }
 
  private:
@@ -67,8 +62,7 @@ class DpmPp3mSdeSampler final : public Sampler {
       }
     }
     if (eta_ > 0) {
-      next = next +
-             (to.sigma * std::sqrt(-std::expm1(-2.0 * eta_h)) * s_noise_) * sampler_noise(ctx, x);
+      next = next + sde_noise(ctx, to, eta_h, s_noise_, x);
     }
     return next;
   }
@@ -86,7 +80,7 @@ DIFFLAB_PLUGIN(registrar) {
        "DPM-Solver++(3M) SDE: third-order multistep solver of the reverse SDE in x0, `steps` model "
        "calls (k-diffusion sample_dpmpp_3m_sde; Lu et al. 2022b); eta = 0 is the 3M ODE solver",
        with_spacing(
-           {steps_option(20, "timesteps visited, one model call each; the last steps to the data"),
+           {one_call_steps(20),
             OptionSpec::real("eta", 1.0,
                              "stochasticity: 1 is the reverse SDE, 0 the probability-flow ODE")
                 .at_least(0),

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "difflab/plugin.hpp"
+#include "sampler_options.hpp"
 
 namespace {
 using namespace difflab;
@@ -45,13 +46,7 @@ class EulerSampler final : public Sampler {
   TimestepSpacing spacing_;
 };
 
-std::vector<OptionSpec> euler_options() {
-  std::vector<OptionSpec> specs{
-      steps_option(20, "timesteps visited, one model call each; the last steps to the data")};
-  const auto spacing = TimestepSpacing::options();
-  specs.insert(specs.end(), spacing.begin(), spacing.end());
-  return specs;
-}
+std::vector<OptionSpec> euler_options() { return samplers::with_spacing({samplers::one_call_steps(20)}); }
 
 }  // namespace
 

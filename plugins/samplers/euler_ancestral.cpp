@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "difflab/plugin.hpp"
+#include "sampler_options.hpp"
 
 namespace {
 using namespace difflab;
@@ -72,18 +73,15 @@ class EulerAncestralSampler final : public Sampler {
 };
 
 std::vector<OptionSpec> euler_ancestral_options() {
-  std::vector<OptionSpec> specs{
-      steps_option(20, "timesteps visited, one model call each; the last steps to the data"),
+  return samplers::with_spacing({
+      samplers::one_call_steps(20),
       OptionSpec::real("eta", 1.0,
                        "scale of sigma_up, each step's fresh noise (capped at sigma_next): 0 is "
                        "the euler sampler, 1 DDPM's posterior variance")
           .at_least(0),
       OptionSpec::real("s_noise", 1.0,
                        "scale of the fresh noise (Karras et al. 2022's S_noise; 1 is exact)")
-          .at_least(0)};
-  const auto spacing = TimestepSpacing::options();
-  specs.insert(specs.end(), spacing.begin(), spacing.end());
-  return specs;
+          .at_least(0)});
 }
 
 }  // namespace

@@ -13,8 +13,12 @@
 #include "difflab/diffusion.hpp"
 #include "difflab/options.hpp"
 #include "difflab/sampler.hpp"
+#include "sampler_options.hpp"
 
 namespace difflab::multistep {
+
+using samplers::one_call_steps;
+using samplers::with_spacing;
 
 /// A noise level as Lu et al. 2022 write it: x = alpha x0 + sigma eps, lambda = log(alpha / sigma).
 struct Level {
@@ -58,11 +62,27 @@ class History {
   std::deque<Evaluation> entries_;
 };
 
-/// A sampler's own options followed by the shared spacing options.
-inline std::vector<OptionSpec> with_spacing(std::vector<OptionSpec> own) {
-  const auto spacing = TimestepSpacing::options();
-  own.insert(own.end(), spacing.begin(), spacing.end());
-  return own;
+/// The loop of the DPM-Solver++ samplers: at each timestep of `ts` one model call, its x0 into
+/// `history`, then `step(x, from, to, history)` to the next timestep; the step to the data is x =
+/// x0 of the last call (first order, no noise, as diffusers' and k-diffusion's final step).
+template <class Step>
+torch::Tensor solve(const SamplingContext& ctx, torch::Tensor x, const std::vector<double>& ts,
+                    History history, Step&& step) {
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    const auto d = denoise_at(ctx, x, ts[i]);
+    const Level from = level_at(ctx.process, ts[i]);
+    history.push(from.lambda, d.x0);
+    x = i + 1 < ts.size() ? step(x, from, level_at(ctx.process, ts[i + 1]), history) : d.x0;
+    if (ctx.on_step) ctx.on_step(static_cast<std::int64_t>(i), x);
+  }
+  return x;
+}
+
+/// Fresh noise of the SDE solvers over a step of length h (k-diffusion's sample_dpmpp_2m_sde and
+/// _3m_sde): sigma_t sqrt(1 - e^{-2 eta h}) s_noise z, z from the sampler's own stream.
+inline torch::Tensor sde_noise(const SamplingContext& ctx, const Level& to, double eta_h, double s_noise,
+                               const torch::Tensor& like) {
+  return (to.sigma * std::sqrt(-std::expm1(-2.0 * eta_h)) * s_noise) * sampler_noise(ctx, like);
 }
 
 }  // namespace difflab::multistep

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "difflab/plugin.hpp"
+#include "sampler_options.hpp"
 
 namespace {
 using namespace difflab;
@@ -76,13 +77,7 @@ class PlmsSampler final : public Sampler {
   TimestepSpacing spacing_;
 };
 
-std::vector<OptionSpec> plms_options() {
-  std::vector<OptionSpec> specs{
-      steps_option(20, "timesteps visited, one model call each; the last steps to the data")};
-  const auto spacing = TimestepSpacing::options();
-  specs.insert(specs.end(), spacing.begin(), spacing.end());
-  return specs;
-}
+std::vector<OptionSpec> plms_options() { return samplers::with_spacing({samplers::one_call_steps(20)}); }
 
 }  // namespace
 

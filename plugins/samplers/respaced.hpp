@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "difflab/plugin.hpp"
+#include "sampler_options.hpp"
 
 namespace difflab::respaced {
 

@@ -125,7 +125,7 @@ DIFFLAB_PLUGIN(registrar) {
        "UniPC: multistep predictor UniP-order with the corrector UniC (B(h) = e^h - 1), in x0, "
        "`steps` model calls (Zhao et al. 2023)",
        with_spacing(
-           {steps_option(20, "timesteps visited, one model call each; the last steps to the data"),
+           {one_call_steps(20),
             OptionSpec::integer("order", 2,
                                 "order p of the predictor UniP-p; the corrector raises it to p + 1")
                 .at_least(1)

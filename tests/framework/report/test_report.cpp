@@ -11,6 +11,7 @@
 #include "difflab/errors.hpp"
 #include "report/report.hpp"
 #include "support.hpp"
+#include "framework/report/text_lines.hpp"
 
 using Catch::Matchers::Contains;
 using difflab::CheckpointChoice;
@@ -87,19 +88,8 @@ std::string report(const std::string& path, ReportFormat format, CheckpointChoic
   return difflab::render_report(store, options);
 }
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
-std::vector<std::string> words_of(const std::string& line) {
-  std::vector<std::string> words;
-  std::istringstream in(line);
-  for (std::string word; in >> word;) words.push_back(word);
-  return words;
-}
+using difflab::test::lines_of;
+using difflab::test::words_of;
 
 // A strict RFC 4180 reader: quoted fields, doubled quotes, line breaks inside quotes.
 std::vector<std::vector<std::string>> parse_csv(const std::string& text) {

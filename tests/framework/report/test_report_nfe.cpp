@@ -8,6 +8,7 @@
 #include "difflab/errors.hpp"
 #include "report/report.hpp"
 #include "support.hpp"
+#include "framework/report/text_lines.hpp"
 
 using Catch::Matchers::Contains;
 using difflab::CheckpointChoice;
@@ -82,19 +83,8 @@ std::string by_nfe(const std::string& path, const std::string& metric, ReportFor
   return difflab::render_report(store, options);
 }
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
-std::vector<std::string> words_of(const std::string& line) {
-  std::vector<std::string> words;
-  std::istringstream in(line);
-  for (std::string word; in >> word;) words.push_back(word);
-  return words;
-}
+using difflab::test::lines_of;
+using difflab::test::words_of;
 
 // The message of the InputError that `fn` throws ("" and a failure if it throws none).
 template <typename Fn>
