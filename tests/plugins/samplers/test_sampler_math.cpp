@@ -267,3 +267,46 @@ TEST_CASE("every sampler is a plugin of its own library", "[samplers]") {
   }
   CHECK(libraries.size() == names.size());
 }
+
+namespace {
+
+// The exact epsilon of data that is one point per class: (label, -label) for a labelled row, the
+// origin unconditioned (label -1 or none), eps = (x_t - sqrt(a) m) / sqrt(1 - a).
+class PointPerClass final : public Denoiser {
+ public:
+  explicit PointPerClass(const DiffusionProcess& process) : process_(process) {}
+  torch::Tensor forward(const torch::Tensor& x_t, const torch::Tensor& t, const Conditioning& cond) override {
+    const double a = process_.alpha_bar_at(t[0].item<double>());
+    auto m = torch::zeros_like(x_t);
+    if (cond.labels.defined()) {
+      const auto label = cond.labels.to(x_t.dtype()).clamp_min(0).view({-1, 1});
+      m = torch::cat({label, -label}, 1) * (cond.labels >= 0).to(x_t.dtype()).view({-1, 1});
+    }
+    return (x_t - std::sqrt(a) * m) / std::sqrt(1 - a);
+  }
+
+ private:
+  const DiffusionProcess& process_;
+};
+
+}  // namespace
+
+TEST_CASE("every sampler passes the labels and the guidance scale to the model", "[samplers]") {
+  // Guided x0 = x0(uncond) + s (x0(cond) - x0(uncond)) = s m for a point per class: at the last
+  // model call every sampler returns it.
+  const auto process = test::linear_process(100, 0.2);
+  const auto x_T = standard_noise(6, 2, 19);
+  const auto labels = torch::tensor({0, 1, 2, 0, 1, 2}, torch::kLong);
+  for (const double scale : {1.0, 2.0}) {
+    const auto expected = scale * torch::stack({labels.to(torch::kFloat), -labels.to(torch::kFloat)}, 1);
+    for (const auto& c : every_sampler(10)) {
+      INFO(c.describe() << ", guidance " << scale);
+      PointPerClass model(process);
+      test::SingleThread single_thread;
+      torch::NoGradGuard no_grad;
+      SamplingContext ctx{model, process, at::detail::createCPUGenerator(0), Conditioning{labels, scale}, {}};
+      const auto x0 = make_sampler(c.name, c.options)->sample(ctx, x_T);
+      CHECK(torch::allclose(x0, expected, 1e-4, 1e-4));
+    }
+  }
+}
