@@ -21,8 +21,8 @@ class DdimSampler final : public Sampler {
     const auto ts = spacing_.timesteps(ctx.process, steps_, "ddim");
     for (std::size_t i = 0; i < ts.size(); ++i) {
       auto d = denoise_at(ctx, x, ts[i]);
-      const double a_t = ctx.process.alpha_bar_at(ts[i]);
-      const double a_prev = i + 1 < ts.size() ? ctx.process.alpha_bar_at(ts[i + 1]) : 1.0;  // x0 itself last
+      const auto abar = respaced::step(ctx.process, ts, i);  // abar_prev = 1 last: x0 itself
+      const double a_t = abar.abar, a_prev = abar.abar_prev;
       if (clip_x0_) {
         // improved-diffusion ddim_sample: clip x0, then eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t).
         d.x0 = d.x0.clamp(-clip_range_, clip_range_);

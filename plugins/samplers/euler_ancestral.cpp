@@ -5,20 +5,14 @@
 #include <vector>
 
 #include "difflab/plugin.hpp"
+#include "noise_level.hpp"
 #include "sampler_options.hpp"
 
 namespace {
 using namespace difflab;
 
-// A noise level on the path; the defaults are the data (abar = 1, sigma = 0) where sampling ends.
-struct Level {
-  double sigma = 0.0;  // Karras sigma = sqrt((1 - abar) / abar); inf where abar = 0
-  double sqrt_abar = 1.0;
-};
-
-Level level_at(const DiffusionProcess& p, double t) {
-  return {p.sigma_at(t), std::sqrt(p.alpha_bar_at(t))};
-}
+using samplers::Level;
+using samplers::level_at;
 
 // The split of sigma_next into a deterministic and a fresh-noise part,
 // sigma_down^2 + sigma_up^2 = sigma_next^2.

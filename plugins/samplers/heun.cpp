@@ -6,22 +6,13 @@
 #include <vector>
 
 #include "difflab/plugin.hpp"
+#include "noise_level.hpp"
 
 namespace {
 using namespace difflab;
 
-// A noise level on the path; the defaults are the data (abar = 1, sigma = 0) where sampling ends.
-struct Level {
-  double t = 0.0;      // timestep given to the model (unused at the data)
-  double sigma = 0.0;  // Karras sigma = sqrt((1 - abar) / abar); inf where abar = 0
-  double sqrt_abar = 1.0;
-  double sqrt_one_minus_abar = 0.0;
-};
-
-Level level_at(const DiffusionProcess& p, double t) {
-  const double abar = p.alpha_bar_at(t);
-  return {t, p.sigma_at(t), std::sqrt(abar), std::sqrt(1.0 - abar)};
-}
+using samplers::Level;
+using samplers::level_at;
 
 // The highest noise level the model can be asked at with a finite sigma: on a zero terminal SNR
 // schedule abar is 0 in the whole last interval (diffusion.hpp), so it is sigma at T-2.

@@ -6,21 +6,14 @@
 #include <vector>
 
 #include "difflab/plugin.hpp"
+#include "noise_level.hpp"
 #include "sampler_options.hpp"
 
 namespace {
 using namespace difflab;
 
-// A noise level on the path; the defaults are the data (abar = 1, sigma = 0) where sampling ends.
-struct Level {
-  double sqrt_abar = 1.0;
-  double sqrt_one_minus_abar = 0.0;
-};
-
-Level level_at(const DiffusionProcess& p, double t) {
-  const double abar = p.alpha_bar_at(t);
-  return {std::sqrt(abar), std::sqrt(1.0 - abar)};
-}
+using samplers::Level;
+using samplers::level_at;
 
 constexpr std::size_t kHistory = 4;  // noises the 4th-order combination uses
 
