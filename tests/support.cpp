@@ -48,7 +48,7 @@ void make_big_store(const std::string& path, const BigStore& shape) {
   store.transaction([&] {
     const auto sweep = store.add_sweep("big", "big.yaml", "name: big\n");
     std::vector<LossRecord> losses;
-    for (int e = 1; e <= shape.losses; ++e) losses.push_back({e, e, 1.0 / e});
+    for (int e = 1; e <= shape.losses; ++e) losses.push_back({e, e, 1.0 / e, ""});
     for (int r = 0; r < shape.runs; ++r) {
       RunRecord run;
       run.sweep_id = sweep;

@@ -25,9 +25,17 @@ int describe_command(const Args& args) {
                "device (string, default auto): auto, cpu, cuda or cuda:N\n"
                "dataset, model, schedule: {plugin: NAME, options...}; each plugin's options: "
                "runner plugins --kind KIND\n"
-               "sweep: the axes, {key.path: [values]}; the grid is their product\n";
+               "sweep: the axes, {key.path: [values]}; the grid is their product\n"
+               "task (string, default diffusion): diffusion, or autoencoder (trains the autoencoder "
+               "section's network; no model or schedule)\n"
+               "autoencoder: {plugin: NAME, options...}; with task: autoencoder the network the run "
+               "trains; in a diffusion run, the autoencoder whose latents the model diffuses, trained "
+               "first as its own run with the section's own train and evaluation (runner plugins "
+               "--kind autoencoder)\n";
   std::cout << "schedule: also, whatever the plugin\n";
   for (const auto& o : schedule_framework_options()) std::cout << "  " << describe_option(o) << "\n";
+  std::cout << "autoencoder: also, whatever the plugin\n";
+  for (const auto& o : autoencoder_framework_options()) std::cout << "  " << describe_option(o) << "\n";
   for (const auto* s : framework_sections()) std::cout << describe_section(*s);
   return 0;
 }

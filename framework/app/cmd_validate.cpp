@@ -41,7 +41,7 @@ int validate_command(const Args& args) {
   // The terminal signal of each schedule: what of the data is left where sampling starts.
   std::set<std::string> shown;
   for (const auto& run : grid.runs) {
-    if (!shown.insert(run.schedule.label).second) continue;
+    if (run.task != Task::diffusion || !shown.insert(run.schedule.label).second) continue;
     const double abar_T = terminal_alpha_bar(Registry::instance(), run.schedule);
     std::cout << fmt::format("  schedule {}: alpha bar_T = {:.3g} (sqrt {:.3g} of x_0 survives into x_T)\n",
                              run.schedule.label, abar_T, std::sqrt(abar_T));

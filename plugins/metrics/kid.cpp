@@ -1,5 +1,6 @@
-// kid: kernel distance between sample and data features (Binkowski et al. 2018): unbiased MMD^2
-// with the cubic polynomial kernel, averaged over random subsets.
+// kid: kernel distance between the features of a sampler's output, or of an autoencoder's
+// reconstructions, and of the test split (Binkowski et al. 2018): unbiased MMD^2 with the cubic
+// polynomial kernel, averaged over random subsets.
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "difflab/plugin.hpp"
@@ -17,17 +18,31 @@ class Kid final : public Metric {
         subset_size_(o.integer("subset_size")) {}
 
   std::vector<MetricValue> evaluate(const MetricContext& ctx) const override {
-    const auto& reference = slot_.reference_features(ctx.train, ctx.test.x);
-    auto& extractor = slot_.get(ctx.train);
-    const auto generated = extractor.features(ctx.samples);
-    auto gen = at::detail::createCPUGenerator(ctx.generator.defined() ? ctx.generator.current_seed() : 0);
-    const double value = kernel_inception_distance(generated, reference, subsets_, subset_size_, gen);
-    return {{"kid", "poly3,subsets=" + std::to_string(subsets_) + "x" + std::to_string(subset_size_) + "," +
-                        extractor.name(),
-             value, Better::lower}};
+    return {kid(ctx.train, ctx.test, ctx.samples, ctx.generator)};
+  }
+
+  bool measures_reconstructions() const override { return true; }
+
+  // The reconstructions in place of samples, against the test split.
+  std::vector<MetricValue> evaluate_reconstructions(const ReconstructionContext& ctx) const override {
+    return {kid(ctx.train, ctx.test, ctx.reconstructions, ctx.generator)};
   }
 
  private:
+  // KID between the features of `images` and of the test split; the subsets are drawn on the CPU
+  // from the seed of `generator` (0 when it is undefined).
+  MetricValue kid(const DataSplit& train, const DataSplit& test, const torch::Tensor& images,
+                  const torch::Generator& generator) const {
+    const auto& reference = slot_.reference_features(train, test.x);
+    auto& extractor = slot_.get(train);
+    const auto generated = extractor.features(images);
+    auto gen = at::detail::createCPUGenerator(generator.defined() ? generator.current_seed() : 0);
+    const double value = kernel_inception_distance(generated, reference, subsets_, subset_size_, gen);
+    return {"kid", "poly3,subsets=" + std::to_string(subsets_) + "x" + std::to_string(subset_size_) + "," +
+                       extractor.name(),
+            value, Better::lower};
+  }
+
   mutable ExtractorSlot slot_;
   std::int64_t subsets_, subset_size_;
 };
@@ -38,6 +53,6 @@ DIFFLAB_PLUGIN(registrar) {
   auto options = inception_options("difflab's feature network trained on the dataset's labels");
   options.push_back(OptionSpec::integer("subsets", 100, "random subsets averaged").at_least(1));
   options.push_back(OptionSpec::integer("subset_size", 1000, "rows per subset (capped by the set sizes)").at_least(2));
-  registrar.add_metric({"kid", "1.0.0", "kernel distance (unbiased MMD^2, cubic kernel) of features", options},
+  registrar.add_metric({"kid", "1.1.0", "kernel distance (unbiased MMD^2, cubic kernel) of features", options},
                        [](const Options& o) { return std::make_unique<Kid>(o); });
 }

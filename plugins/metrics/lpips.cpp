@@ -1,9 +1,10 @@
-// lpips: perceptual distance (Zhang et al. 2018), reported two ways: between test images and the
-// model's reconstruction of them from x_t at stated timesteps (once per checkpoint), and as the
-// mean distance between pairs of a sampler's samples (diversity). With `network:` a TorchScript
-// LPIPS module (forward(x0, x1) on [-1, 1] images); without, the uncalibrated baseline: unit-
-// normalised feature differences of difflab's feature network, summed over its layers as the
-// reference's lpips=False does. Images are clamped to [-1, 1] first, the network's input range.
+// lpips: perceptual distance (Zhang et al. 2018), reported three ways: between test images and the
+// model's reconstruction of them from x_t at stated timesteps (once per checkpoint), as the mean
+// distance between pairs of a sampler's samples (diversity), and between test images and an
+// autoencoder's reconstructions of them (once per checkpoint of an autoencoder run). With
+// `network:` a TorchScript LPIPS module (forward(x0, x1) on [-1, 1] images); without, the
+// uncalibrated baseline: unit-normalised feature differences of difflab's feature network, summed
+// over its layers as the reference's lpips=False does. Images are clamped to [-1, 1] first, the network's input range.
 #include <torch/script.h>
 
 #include "difflab/errors.hpp"
@@ -38,11 +39,11 @@ class Lpips final : public Metric {
       const auto options = torch::TensorOptions().dtype(torch::kLong).device(gen.device());
       const auto i = torch::randint(0, n, {pairs_}, gen, options);
       const auto j = (i + torch::randint(1, n, {pairs_}, gen, options)) % n;
-      const auto d = distance(ctx, ctx.samples.index_select(0, i.to(ctx.samples.device())),
+      const auto d = distance(ctx.train, ctx.samples.index_select(0, i.to(ctx.samples.device())),
                               ctx.samples.index_select(0, j.to(ctx.samples.device())));
       // More distance between samples is more diversity, reported as better (as the diversity
       // scores of BicycleGAN and MUNIT are); read it beside FID, since noise maximises it too.
-      return {{"lpips", "diversity(pairs=" + std::to_string(pairs_) + ")," + name(ctx), d, Better::higher}};
+      return {{"lpips", "diversity(pairs=" + std::to_string(pairs_) + ")," + name(ctx.train), d, Better::higher}};
     }
     const auto rows = std::min(images_, ctx.test.x.size(0));
     const auto x0 = ctx.test.x.slice(0, 0, rows);
@@ -50,21 +51,32 @@ class Lpips final : public Metric {
     std::vector<MetricValue> out;
     for (const auto t : timesteps_at(fractions_, ctx.process.timesteps())) {
       const auto x0_hat = reconstruct(ctx.model, ctx.process, x0, t, gen, data_conditioning(ctx, labels));
-      out.push_back({"lpips", "recon(t=" + std::to_string(t) + (ctx.class_conditional ? ",labels" : "") + ")," + name(ctx),
-                     distance(ctx, x0, x0_hat),
+      out.push_back({"lpips", "recon(t=" + std::to_string(t) + (ctx.class_conditional ? ",labels" : "") + ")," + name(ctx.train),
+                     distance(ctx.train, x0, x0_hat),
                      Better::lower});
     }
     return out;
   }
 
- private:
-  // The baseline's values are named apart from those of its earlier layer mean.
-  std::string name(const MetricContext& ctx) const {
-    return network_.empty() ? "layer-sum:" + features_.get(ctx.train).name() : name_;
+  bool measures_reconstructions() const override { return true; }
+
+  // Mean distance between each original and its reconstruction, over every row the autoencoder
+  // reconstructed (the run chooses them, not num_images); its variant keeps these values apart
+  // from the model's reconstructions from x_t and from diversity.
+  std::vector<MetricValue> evaluate_reconstructions(const ReconstructionContext& ctx) const override {
+    return {{"lpips", "autoencoder(images=" + std::to_string(ctx.originals.size(0)) + ")," + name(ctx.train),
+             distance(ctx.train, ctx.originals, ctx.reconstructions), Better::lower}};
   }
 
-  // Mean distance over the pairs of rows of a and b, both clamped to the networks' range [-1, 1].
-  double distance(const MetricContext& ctx, const torch::Tensor& a_in, const torch::Tensor& b_in) const {
+ private:
+  // The baseline's values are named apart from those of its earlier layer mean.
+  std::string name(const DataSplit& train) const {
+    return network_.empty() ? "layer-sum:" + features_.get(train).name() : name_;
+  }
+
+  // Mean distance over the pairs of rows of a and b, both clamped to the networks' range [-1, 1];
+  // the baseline's feature network is the one trained on `train`.
+  double distance(const DataSplit& train, const torch::Tensor& a_in, const torch::Tensor& b_in) const {
     const auto a = a_in.clamp(-1, 1), b = b_in.clamp(-1, 1);
     if (!network_.empty()) {
       const auto out = batched(torch::stack({a, b}, 1), 100, [&](const torch::Tensor& ab) {
@@ -74,7 +86,7 @@ class Lpips final : public Metric {
       });
       return out.to(torch::kDouble).mean().item<double>();
     }
-    auto& extractor = features_.get(ctx.train);
+    auto& extractor = features_.get(train);
     const auto per_pair = batched(torch::stack({a, b}, 1), 200, [&](const torch::Tensor& ab) {
       const auto la = extractor.layers(ab.select(1, 0));
       const auto lb = extractor.layers(ab.select(1, 1));
@@ -106,8 +118,8 @@ DIFFLAB_PLUGIN(registrar) {
   options.push_back(OptionSpec::real_list("t_fractions", {0.1, 0.5, 0.9}, "reconstruction timesteps as fractions of T-1")
                         .at_least(0)
                         .at_most(1));
-  options.push_back(OptionSpec::integer("num_images", 256, "test images reconstructed").at_least(1));
+  options.push_back(OptionSpec::integer("num_images", 256, "test images reconstructed from x_t").at_least(1));
   options.push_back(OptionSpec::integer("pairs", 256, "sample pairs for the diversity value").at_least(1));
-  registrar.add_metric({"lpips", "1.1.0", "LPIPS of reconstructions from x_t, and among samples", options},
+  registrar.add_metric({"lpips", "1.2.0", "LPIPS of reconstructions from x_t or an autoencoder, and among samples", options},
                        [](const Options& o) { return std::make_unique<Lpips>(o); });
 }

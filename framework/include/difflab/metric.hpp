@@ -43,6 +43,15 @@ inline Conditioning data_conditioning(const MetricContext& ctx, const torch::Ten
   return ctx.class_conditional ? Conditioning{labels, 1.0} : Conditioning{};
 }
 
+/// An autoencoder's reconstructions of test rows (runs with `task: autoencoder`).
+struct ReconstructionContext {
+  const DataSplit& train;          // on the run's device
+  const DataSplit& test;           // on the run's device
+  torch::Tensor originals;         // the test rows that were encoded [N, ...]
+  torch::Tensor reconstructions;   // decode(mean of q(z|x)) of each row of `originals`
+  torch::Generator generator;
+};
+
 class DIFFLAB_API Metric {
  public:
   enum class Scope {
@@ -54,6 +63,15 @@ class DIFFLAB_API Metric {
   virtual Scope scope() const { return Scope::samples; }
   /// Called under torch::NoGradGuard with the model in eval mode.
   virtual std::vector<MetricValue> evaluate(const MetricContext& ctx) const = 0;
+
+  /// Whether the metric measures an autoencoder's reconstructions (evaluate_reconstructions).
+  virtual bool measures_reconstructions() const { return false; }
+  /// Called once per checkpoint of an autoencoder run, under torch::NoGradGuard, when
+  /// measures_reconstructions() says so. The default returns nothing.
+  virtual std::vector<MetricValue> evaluate_reconstructions(const ReconstructionContext& ctx) const {
+    (void)ctx;
+    return {};
+  }
 };
 
 }  // namespace difflab

@@ -10,6 +10,7 @@
 
 #include <torch/torch.h>
 
+#include "difflab/autoencoder.hpp"
 #include "difflab/dataset.hpp"
 #include "difflab/denoiser.hpp"
 #include "difflab/metric.hpp"
@@ -20,14 +21,14 @@
 namespace difflab {
 
 /// Bumped whenever an interface in framework/include/difflab changes incompatibly.
-constexpr std::uint32_t kPluginApiVersion = 4;  // 4: continuous time, spacing, Sampler::nfe
+constexpr std::uint32_t kPluginApiVersion = 5;  // 5: autoencoders, reconstruction metrics
 constexpr const char* kPluginEntryPoint = "difflab_plugin_descriptor";
 
-enum class PluginKind { schedule, model, sampler, dataset, metric };
+enum class PluginKind { schedule, model, sampler, dataset, metric, autoencoder };
 DIFFLAB_API const char* plugin_kind_name(PluginKind kind);  // "schedule", "model", ...
 constexpr PluginKind kAllPluginKinds[] = {PluginKind::schedule, PluginKind::model,
                                           PluginKind::sampler, PluginKind::dataset,
-                                          PluginKind::metric};
+                                          PluginKind::metric, PluginKind::autoencoder};
 
 /// What a plugin says about itself.
 struct PluginInfo {
@@ -49,6 +50,7 @@ class DIFFLAB_API Registrar {
   virtual void add_sampler(PluginInfo info, Factory<Sampler> make) = 0;
   virtual void add_dataset(PluginInfo info, Factory<Dataset> make) = 0;
   virtual void add_metric(PluginInfo info, Factory<Metric> make) = 0;
+  virtual void add_autoencoder(PluginInfo info, Factory<Autoencoder> make) = 0;
 };
 
 /// Plain-data descriptor; `api_version` comes first so any version can be read safely.

@@ -73,6 +73,15 @@ const std::vector<OptionSpec>& schedule_framework_options() {
   return options;
 }
 
+const std::vector<OptionSpec>& autoencoder_framework_options() {
+  static const std::vector<OptionSpec> options{
+      OptionSpec::real("kl_weight", 1e-6,
+                       "weight of the KL term: loss = mean squared reconstruction error per pixel + "
+                       "kl_weight x KL(q(z|x) || N(0, I)) per image (Kingma & Welling 2014)")
+          .at_least(0)};
+  return options;
+}
+
 std::vector<const SectionSpec*> framework_sections() { return {&train_section(), &evaluation_section()}; }
 
 const SectionSpec& find_section(const std::string& name) {

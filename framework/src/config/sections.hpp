@@ -28,6 +28,8 @@ const SectionSpec& train_section();
 const SectionSpec& evaluation_section();
 /// Options of the schedule section that the framework reads, whatever the schedule plugin.
 const std::vector<OptionSpec>& schedule_framework_options();
+/// Options of the autoencoder section that the framework reads, whatever the autoencoder plugin.
+const std::vector<OptionSpec>& autoencoder_framework_options();
 /// Every section declared here, in the order a sweep file usually gives them.
 std::vector<const SectionSpec*> framework_sections();
 /// The section called `name`; InputError naming the known ones (did you mean ...) otherwise.

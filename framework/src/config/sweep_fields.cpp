@@ -155,7 +155,7 @@ Options resolve_section(const Locator& loc, const YAML::Node& map, const std::st
 
 PluginConfig resolve_plugin(const Locator& loc, const YAML::Node& node, const std::string& path,
                             PluginKind kind, const Registry& registry,
-                            const std::vector<OptionSpec>& framework) {
+                            const std::vector<OptionSpec>& framework, const std::set<std::string>& nested) {
   if (!node.IsDefined() || node.IsNull()) {
     loc.fail(node, path, std::string("missing the ") + plugin_kind_name(kind) +
                              " section (a map with a 'plugin' key)");
@@ -183,7 +183,9 @@ PluginConfig resolve_plugin(const Locator& loc, const YAML::Node& node, const st
   std::string args;
   auto specs = entry->info.options;
   specs.insert(specs.end(), framework.begin(), framework.end());
-  config.options = resolve_section(loc, node, path, specs, {"plugin"}, &args);
+  auto skip = nested;
+  skip.insert("plugin");
+  config.options = resolve_section(loc, node, path, specs, skip, &args);
   config.label = args.empty() ? name : name + "(" + args + ")";
   config.json = json::object();
   config.json["plugin"] = name;
@@ -217,17 +219,19 @@ std::vector<PluginConfig> resolve_plugin_list(const Locator& loc, const YAML::No
 
 // A framework section (config/sections.hpp): its options resolved like a plugin's, its plugin
 // lists left to the caller. A missing or empty section takes every default.
-Options resolve_framework_section(const Locator& loc, const YAML::Node& root, const SectionSpec& section) {
+Options resolve_framework_section(const Locator& loc, const YAML::Node& root, const SectionSpec& section,
+                                  const std::string& parent) {
   const YAML::Node& node = root[section.name];
+  const auto path = sub_path(parent, section.name);
   if (node.IsDefined() && !node.IsNull() && !node.IsMap()) {
-    loc.fail(node, section.name, std::string("expected a map, got ") + node_kind(node));
+    loc.fail(node, path, std::string("expected a map, got ") + node_kind(node));
   }
   std::set<std::string> lists;
   for (const auto& l : section.plugin_lists) lists.insert(l.name);
   // A missing section is a zombie node, whose IsMap() throws: test IsDefined() first.
   const bool given = node.IsDefined() && node.IsMap();
-  return resolve_section(loc, given ? node : YAML::Node(YAML::NodeType::Map), section.name, section.options,
-                         lists, nullptr);
+  return resolve_section(loc, given ? node : YAML::Node(YAML::NodeType::Map), path, section.options, lists,
+                         nullptr);
 }
 
 }  // namespace difflab

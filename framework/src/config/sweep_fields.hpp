@@ -80,16 +80,20 @@ Options resolve_section(const Locator& loc, const YAML::Node& map, const std::st
 /// A plugin section ({plugin: NAME, options...}) resolved against the plugin's option specs and
 /// `framework`'s, options the framework itself reads in every plugin of the kind (a schedule's
 /// rescale_zero_terminal_snr). Those are left out of the JSON (the run's identity) while they hold
-/// their default, so adding one does not change the identity of runs recorded before it.
+/// their default, so adding one does not change the identity of runs recorded before it. Keys in
+/// `nested` hold sections of their own that the caller reads (an autoencoder's train).
 PluginConfig resolve_plugin(const Locator& loc, const YAML::Node& node, const std::string& path,
                             PluginKind kind, const Registry& registry,
-                            const std::vector<OptionSpec>& framework = {});
+                            const std::vector<OptionSpec>& framework = {},
+                            const std::set<std::string>& nested = {});
 /// A list of plugin sections; the same instance listed twice is refused.
 std::vector<PluginConfig> resolve_plugin_list(const Locator& loc, const YAML::Node& node,
                                               const std::string& path, PluginKind kind,
                                               const Registry& registry);
 /// A framework section (config/sections.hpp): its options resolved like a plugin's, its plugin
-/// lists left to the caller. A missing or empty section takes every default.
-Options resolve_framework_section(const Locator& loc, const YAML::Node& root, const SectionSpec& section);
+/// lists left to the caller. A missing or empty section takes every default. `parent` is the
+/// path of `root` ("autoencoder" for the train section inside it; "" at the top level).
+Options resolve_framework_section(const Locator& loc, const YAML::Node& root, const SectionSpec& section,
+                                  const std::string& parent = "");
 
 }  // namespace difflab

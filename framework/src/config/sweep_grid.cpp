@@ -4,6 +4,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -18,9 +19,9 @@ namespace {
 
 using nlohmann::json;
 
-const std::vector<std::string> kTopLevelKeys = {"name",  "seed",     "device",     "dataset",
-                                                "model", "schedule", "train",      "evaluation",
-                                                "sweep"};
+const std::vector<std::string> kTopLevelKeys = {"name",     "seed",  "device",      "task",
+                                                "dataset",  "model", "schedule",    "autoencoder",
+                                                "train",    "evaluation", "sweep"};
 constexpr std::size_t kMaxNameLength = 200;    // the name is a folder under --out (NAME_MAX 255)
 constexpr std::int64_t kMaxDeviceIndex = 127;  // torch's DeviceIndex is an int8
 
@@ -55,7 +56,119 @@ bool is_name_char(char c) {
          c == '.' || c == '-';
 }
 
-RunConfig resolve_run(const Locator& loc, const YAML::Node& root, const Registry& registry) {
+TrainConfig read_train(const Options& o) {
+  TrainConfig train;
+  train.epochs = o.integer("epochs");
+  train.steps = o.integer("steps");
+  train.batch_size = o.integer("batch_size");
+  train.lr = o.real("lr");
+  train.optimizer = o.text("optimizer");
+  train.weight_decay = o.real("weight_decay");
+  train.grad_clip = o.real("grad_clip");
+  train.checkpoint_every = o.integer("checkpoint_every");
+  train.lr_schedule = o.text("lr_schedule");
+  train.warmup_steps = o.integer("warmup_steps");
+  train.min_lr = o.real("min_lr");
+  train.ema_decay = o.real("ema_decay");
+  train.label_dropout = o.real("label_dropout");
+  train.loss_weighting = o.text("loss_weighting");
+  train.min_snr_gamma = o.real("min_snr_gamma");
+  return train;
+}
+
+json train_json(const Options& o) {
+  json out = json::object();
+  for (const auto& [k, v] : o.values()) out[k] = option_json(v);
+  // Unweighted runs recorded before loss weighting existed keep their identity (train_hash).
+  if (o.text("loss_weighting") == "none") {
+    out.erase("loss_weighting");
+    out.erase("min_snr_gamma");
+  }
+  return out;
+}
+
+// The evaluation section under `parent` ("" or "autoencoder") of `root`.
+EvaluationConfig read_evaluation(const Locator& loc, const YAML::Node& root, const std::string& parent,
+                                 const Registry& registry) {
+  EvaluationConfig evaluation;
+  const auto o = resolve_framework_section(loc, root, evaluation_section(), parent);
+  evaluation.num_samples = o.integer("num_samples");
+  evaluation.class_conditional = o.boolean("class_conditional");
+  evaluation.guidance_scale = o.real("guidance_scale");
+  evaluation.common_noise = o.boolean("common_noise");
+  const YAML::Node& node = root["evaluation"];
+  const auto path = sub_path(parent, "evaluation");
+  if (node.IsDefined() && node.IsMap()) {
+    // Guidance needs labels to guide with; unconditional sampling would ignore it silently.
+    if (evaluation.guidance_scale != 1.0 && !evaluation.class_conditional) {
+      loc.fail(node["guidance_scale"], sub_path(path, "guidance_scale"),
+               "guidance needs class labels: set evaluation.class_conditional: true, or leave guidance_scale out");
+    }
+    evaluation.samplers =
+        resolve_plugin_list(loc, node["samplers"], sub_path(path, "samplers"), PluginKind::sampler, registry);
+    evaluation.metrics =
+        resolve_plugin_list(loc, node["metrics"], sub_path(path, "metrics"), PluginKind::metric, registry);
+  }
+  return evaluation;
+}
+
+json metrics_json(const std::vector<PluginConfig>& plugins) {
+  json out = json::array();
+  for (const auto& p : plugins) out.push_back(p.json);
+  return out;
+}
+
+// An autoencoder run: `network` trained with the train and evaluation sections of `sections`
+// (the file's top level for task: autoencoder, the autoencoder section in a latent sweep, whose
+// path is `parent`). Its identity is the same either way, so both share its training.
+RunConfig resolve_autoencoder_run(const Locator& loc, const YAML::Node& sections, const std::string& parent,
+                                  const YAML::Node& network, const Registry& registry, const RunConfig& base) {
+  RunConfig run;
+  run.sweep = base.sweep;
+  run.seed = base.seed;
+  run.device = base.device;
+  run.dataset = base.dataset;
+  run.task = Task::autoencoder;
+  run.autoencoder = resolve_plugin(loc, network, "autoencoder", PluginKind::autoencoder, registry,
+                                   autoencoder_framework_options(),
+                                   parent.empty() ? std::set<std::string>{} : std::set<std::string>{"train", "evaluation"});
+  const auto train_options = resolve_framework_section(loc, sections, train_section(), parent);
+  run.train = read_train(train_options);
+  const auto train_path = sub_path(parent, "train");
+  if (run.train.label_dropout > 0 || run.train.loss_weighting != "none") {
+    const auto key = run.train.label_dropout > 0 ? "label_dropout" : "loss_weighting";
+    loc.fail(sections["train"][key], sub_path(train_path, key),
+             "an autoencoder trains no denoiser: leave the denoising keys out of its train section");
+  }
+  run.evaluation = read_evaluation(loc, sections, parent, registry);
+  const auto evaluation_path = sub_path(parent, "evaluation");
+  if (!run.evaluation.samplers.empty()) {
+    loc.fail(sections["evaluation"]["samplers"], sub_path(evaluation_path, "samplers"),
+             "an autoencoder run draws no samples: it is measured on its reconstructions of the test split "
+             "(list metrics only)");
+  }
+  if (run.evaluation.class_conditional) {
+    loc.fail(sections["evaluation"]["class_conditional"], sub_path(evaluation_path, "class_conditional"),
+             "an autoencoder run draws no samples to condition");
+  }
+  const json training = {{"seed", run.seed},
+                         {"device", run.device},
+                         {"task", "autoencoder"},
+                         {"dataset", run.dataset.json},
+                         {"autoencoder", run.autoencoder.json},
+                         {"train", train_json(train_options)}};
+  run.train_hash = stable_hash(training.dump());
+  run.json = training;
+  run.json["evaluation"] = {{"num_samples", run.evaluation.num_samples},
+                            {"metrics", metrics_json(run.evaluation.metrics)}};
+  run.config_hash = stable_hash(run.json.dump());
+  run.json["name"] = run.sweep;
+  return run;
+}
+
+// One grid point; a latent diffusion run also returns the autoencoder run it needs.
+RunConfig resolve_run(const Locator& loc, const YAML::Node& root, const Registry& registry,
+                      std::optional<RunConfig>* autoencoder_run) {
   check_keys(loc, root, "", kTopLevelKeys);
   RunConfig run;
   const YAML::Node& name = root["name"];
@@ -83,68 +196,56 @@ RunConfig resolve_run(const Locator& loc, const YAML::Node& root, const Registry
     run.device = device.Scalar();
     check_device(loc, device, run.device);
   }
+  if (const YAML::Node& task = root["task"]; task.IsDefined()) {
+    if (!task.IsScalar() || (task.Scalar() != "diffusion" && task.Scalar() != "autoencoder")) {
+      loc.fail(task, "task", "expected diffusion or autoencoder, got " +
+                                 (task.IsScalar() ? "'" + task.Scalar() + "'" : node_kind(task)));
+    }
+    if (task.Scalar() == "autoencoder") run.task = Task::autoencoder;
+  }
   run.dataset = resolve_plugin(loc, root["dataset"], "dataset", PluginKind::dataset, registry);
+  if (run.task == Task::autoencoder) {
+    for (const char* key : {"model", "schedule"}) {
+      if (root[key].IsDefined()) {
+        loc.fail(root[key], key, std::string("a task: autoencoder run trains no denoiser: remove the ") + key +
+                                     " section, or train the autoencoder inside a diffusion sweep's "
+                                     "autoencoder section");
+      }
+    }
+    auto autoencoder = resolve_autoencoder_run(loc, root, "", root["autoencoder"], registry, run);
+    return autoencoder;
+  }
   run.model = resolve_plugin(loc, root["model"], "model", PluginKind::model, registry);
   run.schedule = resolve_plugin(loc, root["schedule"], "schedule", PluginKind::schedule, registry,
                                 schedule_framework_options());
   run.zero_terminal_snr = run.schedule.options.boolean("rescale_zero_terminal_snr");
+  if (const YAML::Node& section = root["autoencoder"]; section.IsDefined()) {
+    if (!section.IsMap()) loc.fail(section, "autoencoder", std::string("expected a map, got ") + node_kind(section));
+    *autoencoder_run = resolve_autoencoder_run(loc, section, "autoencoder", section, registry, run);
+    run.autoencoder = (*autoencoder_run)->autoencoder;
+    run.autoencoder_hash = (*autoencoder_run)->train_hash;
+    run.autoencoder_where = loc.where(section, "autoencoder");
+  }
 
   const auto train_options = resolve_framework_section(loc, root, train_section());
-  run.train.epochs = train_options.integer("epochs");
-  run.train.steps = train_options.integer("steps");
-  run.train.batch_size = train_options.integer("batch_size");
-  run.train.lr = train_options.real("lr");
-  run.train.optimizer = train_options.text("optimizer");
-  run.train.weight_decay = train_options.real("weight_decay");
-  run.train.grad_clip = train_options.real("grad_clip");
-  run.train.checkpoint_every = train_options.integer("checkpoint_every");
-  run.train.lr_schedule = train_options.text("lr_schedule");
-  run.train.warmup_steps = train_options.integer("warmup_steps");
-  run.train.min_lr = train_options.real("min_lr");
-  run.train.ema_decay = train_options.real("ema_decay");
-  run.train.label_dropout = train_options.real("label_dropout");
-  run.train.loss_weighting = train_options.text("loss_weighting");
-  run.train.min_snr_gamma = train_options.real("min_snr_gamma");
+  run.train = read_train(train_options);
+  run.evaluation = read_evaluation(loc, root, "", registry);
 
-  const auto evaluation_options = resolve_framework_section(loc, root, evaluation_section());
-  run.evaluation.num_samples = evaluation_options.integer("num_samples");
-  run.evaluation.class_conditional = evaluation_options.boolean("class_conditional");
-  run.evaluation.guidance_scale = evaluation_options.real("guidance_scale");
-  run.evaluation.common_noise = evaluation_options.boolean("common_noise");
-  const YAML::Node& evaluation = root["evaluation"];
-  if (evaluation.IsDefined() && evaluation.IsMap()) {
-    // Guidance needs labels to guide with; unconditional sampling would ignore it silently.
-    if (run.evaluation.guidance_scale != 1.0 && !run.evaluation.class_conditional) {
-      loc.fail(evaluation["guidance_scale"], "evaluation.guidance_scale",
-               "guidance needs class labels: set evaluation.class_conditional: true, or leave guidance_scale out");
-    }
-    run.evaluation.samplers = resolve_plugin_list(loc, evaluation["samplers"], "evaluation.samplers",
-                                                  PluginKind::sampler, registry);
-    run.evaluation.metrics = resolve_plugin_list(loc, evaluation["metrics"], "evaluation.metrics",
-                                                 PluginKind::metric, registry);
+  json training = {{"seed", run.seed},          {"device", run.device},
+                   {"dataset", run.dataset.json}, {"model", run.model.json},
+                   {"schedule", run.schedule.json}, {"train", train_json(train_options)}};
+  // A latent run's training depends on its autoencoder's: a different autoencoder, a new identity.
+  if (is_latent(run)) {
+    training["autoencoder"] = {{"network", run.autoencoder.json}, {"train_hash", run.autoencoder_hash}};
   }
-
-  json train_json = json::object();
-  for (const auto& [k, v] : train_options.values()) train_json[k] = option_json(v);
-  // Unweighted runs recorded before loss weighting existed keep their identity (train_hash).
-  if (run.train.loss_weighting == "none") {
-    train_json.erase("loss_weighting");
-    train_json.erase("min_snr_gamma");
-  }
-  json samplers = json::array(), metrics = json::array();
-  for (const auto& s : run.evaluation.samplers) samplers.push_back(s.json);
-  for (const auto& m : run.evaluation.metrics) metrics.push_back(m.json);
-  const json training = {{"seed", run.seed},          {"device", run.device},
-                         {"dataset", run.dataset.json}, {"model", run.model.json},
-                         {"schedule", run.schedule.json}, {"train", train_json}};
   run.train_hash = stable_hash(training.dump());
   run.json = training;
   run.json["evaluation"] = {{"num_samples", run.evaluation.num_samples},
                             {"class_conditional", run.evaluation.class_conditional},
                             {"guidance_scale", run.evaluation.guidance_scale},
                             {"common_noise", run.evaluation.common_noise},
-                            {"samplers", samplers},
-                            {"metrics", metrics}};
+                            {"samplers", metrics_json(run.evaluation.samplers)},
+                            {"metrics", metrics_json(run.evaluation.metrics)}};
   run.config_hash = stable_hash(run.json.dump());
   run.json["name"] = run.sweep;
   return run;
@@ -240,6 +341,27 @@ std::size_t grid_size(const std::string& file, const std::string& sweep,
                      " a sweep may have; split it into smaller sweeps");
   }
   return count;
+}
+
+// The autoencoder runs a latent sweep needs become its first grid points, so that a sequential
+// sweep trains each before the latent runs that wait for it; the latent runs follow, renumbered.
+void place_autoencoder_runs(SweepGrid& grid, std::map<std::string, RunConfig>& autoencoders,
+                            const std::vector<std::string>& order) {
+  if (order.empty()) return;
+  std::vector<RunConfig> runs;
+  std::map<std::string, std::int64_t> index_of_training;
+  for (const auto& hash : order) {
+    auto& autoencoder = autoencoders.at(hash);
+    autoencoder.index = static_cast<std::int64_t>(runs.size());
+    index_of_training.emplace(autoencoder.train_hash, autoencoder.index);
+    runs.push_back(std::move(autoencoder));
+  }
+  for (auto& run : grid.runs) {
+    run.index += static_cast<std::int64_t>(order.size());
+    run.autoencoder_index = index_of_training.at(run.autoencoder_hash);
+    runs.push_back(std::move(run));
+  }
+  grid.runs = std::move(runs);
 }
 
 }  // namespace
@@ -363,6 +485,8 @@ SweepGrid load_sweep_text(const std::string& text, const std::string& file,
   }
   const std::size_t count = grid_size(file, sweep_name, axes, max_points);
   std::set<std::string> hashes;
+  std::map<std::string, RunConfig> autoencoders;  // the latent runs' autoencoder runs, by config hash
+  std::vector<std::string> autoencoder_order;     // in the order the grid first needs them
   for (std::size_t index = 0; index < count; ++index) {
     // Each point starts from a fresh parse (YAML::Clone would drop the line:column marks) and
     // takes its axis values from that parse or from clones of --set values: a node assigned from
@@ -408,15 +532,28 @@ SweepGrid load_sweep_text(const std::string& text, const std::string& file,
       }
     }
     point.remove("sweep");
-    RunConfig run = resolve_run(loc, point, registry);
+    std::optional<RunConfig> autoencoder_run;
+    RunConfig run = resolve_run(loc, point, registry, &autoencoder_run);
     run.index = static_cast<std::int64_t>(index);
     run.axes = axis_values;
     if (!hashes.insert(run.config_hash).second) {  // at once: a big grid of repeats fails fast
       throw InputError(file + ": grid point " + std::to_string(run.index) +
                        " repeats an earlier one (two axis values resolve to the same config)");
     }
+    if (autoencoder_run && !autoencoders.count(autoencoder_run->config_hash)) {
+      // Its axes: the values that chose it (the autoencoder's own keys, seed, dataset, device).
+      autoencoder_run->axes = json::object();
+      for (const auto& [key, value] : axis_values.items()) {
+        for (const char* root_key : {"autoencoder", "seed", "dataset", "device"}) {
+          if (key == root_key || key.rfind(std::string(root_key) + ".", 0) == 0) autoencoder_run->axes[key] = value;
+        }
+      }
+      autoencoder_order.push_back(autoencoder_run->config_hash);
+      autoencoders.emplace(autoencoder_run->config_hash, std::move(*autoencoder_run));
+    }
     grid.runs.push_back(std::move(run));
   }
+  place_autoencoder_runs(grid, autoencoders, autoencoder_order);
   grid.name = grid.runs.front().sweep;
   return grid;
 }

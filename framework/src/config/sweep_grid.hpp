@@ -51,13 +51,25 @@ struct EvaluationConfig {
   std::vector<PluginConfig> metrics;
 };
 
+/// What a run trains: a denoiser (on the data, or on an autoencoder's latents), or an autoencoder.
+enum class Task { diffusion, autoencoder };
+
 /// One grid point.
 struct RunConfig {
   std::int64_t index = 0;
   std::string sweep;
   std::int64_t seed = 0;
   std::string device;  // auto | cpu | cuda | cuda:N
-  PluginConfig dataset, model, schedule;
+  Task task = Task::diffusion;
+  PluginConfig dataset, model, schedule;  // model and schedule: diffusion runs only
+  /// Task autoencoder: the network it trains (options include kl_weight). A latent diffusion run:
+  /// the autoencoder whose latents it diffuses. Plugin "" otherwise.
+  PluginConfig autoencoder;
+  /// A latent diffusion run: the train_hash of the autoencoder run that trains its autoencoder,
+  /// and that run's grid index in this sweep; "" and -1 otherwise.
+  std::string autoencoder_hash;
+  std::int64_t autoencoder_index = -1;
+  std::string autoencoder_where;  // "file:line:column: " of a latent run's autoencoder section
   bool zero_terminal_snr = false;  // schedule.rescale_zero_terminal_snr
   TrainConfig train;
   EvaluationConfig evaluation;
@@ -97,6 +109,9 @@ std::string format_axes(const nlohmann::json& axes, const std::string& separator
 
 /// The non-empty `parts` with `separator` between them: join({"a", "b"}, ", ") is "a, b".
 std::string join(const std::vector<std::string>& parts, const std::string& separator);
+
+/// Whether `run` diffuses an autoencoder's latents.
+inline bool is_latent(const RunConfig& run) { return !run.autoencoder_hash.empty(); }
 
 /// Stable 64-bit FNV-1a hash of a string, as 16 hex digits.
 std::string stable_hash(const std::string& text);

@@ -29,6 +29,8 @@ namespace difflab {
 namespace fs = std::filesystem;
 
 std::string batching_obstacle(const RunConfig& run, const Registry& registry) {
+  if (run.task == Task::autoencoder) return "an autoencoder run is not batched";
+  if (is_latent(run)) return "a latent diffusion run is not batched";
   if (run.train.ema_decay > 0) return "train.ema_decay is not batched";
   if (run.train.label_dropout > 0) return "train.label_dropout is not batched";
   if (run.train.loss_weighting != "none") return "train.loss_weighting is not batched";
@@ -191,7 +193,7 @@ void train_group(std::vector<Member>& members, RunStore& store) {
         throw RunError("run " + std::to_string(members[i].run->index) + ": the training loss became non-finite at epoch " +
                        std::to_string(epoch));
       }
-      members[i].pending_losses.push_back({global_step, epoch, loss});
+      members[i].pending_losses.push_back({global_step, epoch, loss, ""});
     }
     if (epoch % train.checkpoint_every != 0 && epoch != total_epochs) continue;
 

@@ -43,6 +43,18 @@ struct EngineOptions {
   ProgressSink* progress = nullptr;  // live progress of runs and the sweep; null: none
 };
 
+/// The autoencoder checkpoint whose latents a latent diffusion run diffuses: the last checkpoint
+/// of a done run with the run's autoencoder_hash.
+struct LatentSource {
+  std::string checkpoint;  // its file
+  std::int64_t step = 0;
+  std::int64_t run_id = 0;  // the autoencoder run that wrote it
+};
+
+/// The checkpoint a latent diffusion run encodes its data with: the last one of a done run that
+/// trained its autoencoder (same train_hash, any sweep); nothing while none is done.
+std::optional<LatentSource> latent_source(const RunStore& store, const RunConfig& run);
+
 class RunExecutor {
  public:
   RunExecutor(const Registry& registry, RunStore& store, EngineOptions options);

@@ -3,6 +3,8 @@
 #include <optional>
 
 #include "difflab/errors.hpp"
+#include "engine/distribution_view.hpp"
+#include "engine/latent_data.hpp"
 #include "engine/point_pictures.hpp"
 #include "io/image_io.hpp"
 #include "io/npy.hpp"
@@ -18,6 +20,8 @@ namespace {
 constexpr std::int64_t kGridSamples = 64;
 constexpr std::int64_t kGridColumns = 8;
 constexpr std::int64_t kProgressionFrames = 10;
+// Real images the distribution view fits its principal components on.
+constexpr std::int64_t kDistributionReal = 2000;
 
 // Keeps the first sample's state after a few evenly spaced reverse steps, so that the strip
 // shows x_T, kProgressionFrames - 2 states between, and the final sample. Other steps cost one
@@ -61,12 +65,20 @@ class ProgressionRecorder {
 }  // namespace
 
 void Evaluator::evaluate(const CheckpointRecord& checkpoint) {
+  if (ctx_.run.task == Task::autoencoder) {
+    evaluate_autoencoder(checkpoint);
+    return;
+  }
   auto& ctx = ctx_;
   auto& store = store_;
   torch::NoGradGuard no_grad;
   Denoiser& model = ctx.evaluated();
   model.eval();
   const auto& run = ctx.run;
+  const bool latent = is_latent(run);
+  // What sample metrics compare with: the dataset's images, which a latent run decodes into.
+  const DataSplit& data_train = latent ? ctx.images_train : ctx.train;
+  const DataSplit& data_test = latent ? ctx.images_test : ctx.test;
   // The run's own folder: a run that reuses another's checkpoints must not overwrite its samples.
   const auto dir = ctx.eval_dir / fmt::format("epoch-{:06d}", checkpoint.epoch);
   fs::create_directories(dir);
@@ -82,7 +94,10 @@ void Evaluator::evaluate(const CheckpointRecord& checkpoint) {
   };
   const PluginConfig no_sampler{"", Options{}, "", nlohmann::json::object()};
   for (std::size_t m = 0; m < ctx.metrics.size(); ++m) {
-    if (ctx.metrics[m]->scope() == Metric::Scope::samples) continue;
+    const auto scope = ctx.metrics[m]->scope();
+    // In a latent run the model's own quantities (test loss) are measured on the latents; a
+    // metric that also measures samples measures them decoded, as images, and only so.
+    if (scope == Metric::Scope::samples || (latent && scope == Metric::Scope::both)) continue;
     const auto& label = run.evaluation.metrics[m].label;
     MetricContext mc{model, *ctx.process, ctx.train, ctx.test, torch::Tensor(),
                      make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step)),
@@ -97,7 +112,11 @@ void Evaluator::evaluate(const CheckpointRecord& checkpoint) {
                   ctx.dataset->num_classes();
     cond.guidance_scale = run.evaluation.guidance_scale;
   }
-  const bool images = is_image_batch(sample_shape);  // 2-D points get no pictures
+  const bool images = latent || is_image_batch(sample_shape);  // 2-D points get no pictures
+  // Latents to images; the identity for a run on the data itself.
+  const auto to_data = [&](const torch::Tensor& x) {
+    return latent ? decode_latents(*ctx.autoencoder, x, ctx.latent_scale) : x;
+  };
   for (std::size_t s = 0; s < ctx.samplers.size(); ++s) {
     const auto& sampler = run.evaluation.samplers[s];
     // The sampler's own stream for its later noise; x_T from the run's common stream, so two
@@ -111,15 +130,21 @@ void Evaluator::evaluate(const CheckpointRecord& checkpoint) {
     if (s == 0 && is_point_batch(sample_shape)) reverse.emplace(ctx.samplers[s]->steps(ctx.process->timesteps()), x_T);
     SamplingContext sc{model, *ctx.process, gen, cond,
                        progression ? progression->callback() : reverse ? reverse->callback() : StepCallback{}};
-    torch::Tensor samples;
+    torch::Tensor drawn;
     try {
-      samples = ctx.sampler_graphs.sample(*ctx.samplers[s], sc, x_T);
+      drawn = ctx.sampler_graphs.sample(*ctx.samplers[s], sc, x_T);
     } catch (const c10::Error& e) {
       throw RunError("sampler '" + sampler.label + "' failed: " + e.what_without_backtrace());
     } catch (const InputError& e) {
       throw RunError("sampler '" + sampler.label + "': " + e.what());
     }
     const auto name = file_label(sampler.label);
+    if (latent) {
+      const auto npy = (dir / ("latents-" + name + ".npy")).string();
+      write_npy(npy, drawn);
+      artifacts.push_back({checkpoint.id, sampler.label, "latents_npy", npy});
+    }
+    const auto samples = to_data(drawn);
     const auto npy = (dir / ("samples-" + name + ".npy")).string();
     write_npy(npy, samples);
     artifacts.push_back({checkpoint.id, sampler.label, "samples_npy", npy});
@@ -128,9 +153,17 @@ void Evaluator::evaluate(const CheckpointRecord& checkpoint) {
       write_png(grid, image_grid(samples.slice(0, 0, kGridSamples), kGridColumns));
       artifacts.push_back({checkpoint.id, sampler.label, "samples_grid_png", grid});
       const auto strip = (dir / ("progression-" + name + ".png")).string();
-      const auto frames = progression->frames(samples);
+      const auto frames = to_data(progression->frames(drawn).to(ctx.device)).to(torch::kCPU);
       write_png(strip, image_grid(frames, frames.size(0)));
       artifacts.push_back({checkpoint.id, sampler.label, "progression_png", strip});
+      const auto real = data_test.x.slice(0, 0, kDistributionReal);
+      // Fitted on the real images only, so one fit serves every sampler and checkpoint.
+      if (!distribution_pca_) distribution_pca_ = fit_pca(real, kDistributionComponents);
+      const auto labels = data_test.labels.defined() ? data_test.labels.slice(0, 0, kDistributionReal) : torch::Tensor();
+      for (auto& a : write_distribution_view(dir, name, *distribution_pca_, real, labels, samples, checkpoint.id,
+                                             sampler.label)) {
+        artifacts.push_back(std::move(a));
+      }
     }
     if (is_point_batch(sample_shape) && is_point_batch(samples.sizes())) {
       for (auto& a : write_point_pictures(dir, name, ctx.train.x, samples, reverse ? &*reverse : nullptr,
@@ -141,7 +174,7 @@ void Evaluator::evaluate(const CheckpointRecord& checkpoint) {
     for (std::size_t m = 0; m < ctx.metrics.size(); ++m) {
       if (ctx.metrics[m]->scope() == Metric::Scope::checkpoint) continue;
       const auto& label = run.evaluation.metrics[m].label;
-      MetricContext mc{model, *ctx.process, ctx.train, ctx.test, samples,
+      MetricContext mc{model, *ctx.process, data_train, data_test, samples,
                        make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step)),
                        cond, run.evaluation.class_conditional};
       record(ctx.metrics[m]->evaluate(mc), sampler, ctx.samplers[s]->nfe(ctx.process->timesteps()));
@@ -153,6 +186,57 @@ void Evaluator::evaluate(const CheckpointRecord& checkpoint) {
     for (const auto& a : artifacts) store.add_artifact(a);
   });
   model.train();
+}
+
+void Evaluator::evaluate_autoencoder(const CheckpointRecord& checkpoint) {
+  auto& ctx = ctx_;
+  torch::NoGradGuard no_grad;
+  auto& autoencoder = *ctx.autoencoder;
+  autoencoder.eval();
+  const auto& run = ctx.run;
+  const auto dir = ctx.eval_dir / fmt::format("epoch-{:06d}", checkpoint.epoch);
+  fs::create_directories(dir);
+  // The first num_samples test rows, encoded to their means and decoded (latent_data.hpp).
+  const auto rows = std::min(run.evaluation.num_samples, ctx.test.x.size(0));
+  const auto originals = ctx.test.x.slice(0, 0, rows);
+  const auto labels = ctx.test.labels.defined() ? ctx.test.labels.slice(0, 0, rows) : torch::Tensor();
+  std::vector<torch::Tensor> parts;
+  for (std::int64_t i = 0; i < rows; i += kGridSamples * 8) {
+    parts.push_back(autoencoder.encode(originals.slice(0, i, i + kGridSamples * 8)).mean);
+  }
+  const auto means = torch::cat(parts, 0);
+  const auto reconstructions = decode_latents(autoencoder, means, 1.0);
+  std::vector<MetricRecord> metric_rows;
+  for (std::size_t m = 0; m < ctx.metrics.size(); ++m) {
+    const auto& metric = run.evaluation.metrics[m];
+    ReconstructionContext rc{ctx.train, ctx.test, originals, reconstructions,
+                             make_generator(ctx.device, derive_seed(run.seed, "metric:" + metric.label, checkpoint.step))};
+    for (const auto& v : ctx.metrics[m]->evaluate_reconstructions(rc)) {
+      MetricRecord row{checkpoint.id, "", "{}", v.name, v.variant, v.value};
+      row.better = v.better == Better::higher ? "higher" : "lower";
+      metric_rows.push_back(std::move(row));
+    }
+  }
+  std::vector<ArtifactRecord> artifacts;
+  // Rows of originals, each followed by their reconstructions.
+  const auto shown = std::min<std::int64_t>(rows, kGridSamples / 2) / kGridColumns * kGridColumns;
+  if (shown > 0 && is_image_batch(originals.sizes())) {
+    const auto pairs = torch::stack({originals.slice(0, 0, shown).reshape({-1, kGridColumns, originals.size(1),
+                                                                            originals.size(2), originals.size(3)}),
+                                     reconstructions.slice(0, 0, shown).reshape({-1, kGridColumns, originals.size(1),
+                                                                                  originals.size(2), originals.size(3)})},
+                                    1);
+    const auto png = (dir / "reconstructions.png").string();
+    write_png(png, image_grid(pairs.flatten(0, 2), kGridColumns));
+    artifacts.push_back({checkpoint.id, "", "reconstructions_png", png});
+  }
+  artifacts.push_back(write_latent_scatter(dir, means, labels, checkpoint.id));
+  crash_point("evaluation");
+  store_.transaction([&] {
+    for (const auto& r : metric_rows) store_.add_metric(r);
+    for (const auto& a : artifacts) store_.add_artifact(a);
+  });
+  autoencoder.train();
 }
 
 }  // namespace difflab

@@ -83,14 +83,46 @@ torch::Tensor scatter_indices(const torch::Tensor& data, const torch::Tensor& sa
   return canvas;
 }
 
-torch::Tensor palette_rgb(const torch::Tensor& indices) {
-  const auto& palette = point_palette();
+namespace {
+
+// The point palette, then Tableau's ten category colours (matplotlib's tab10) for classes.
+std::vector<Rgb> class_palette() {
+  auto palette = point_palette();
+  const std::vector<Rgb> classes = {
+      Rgb{31, 119, 180}, Rgb{255, 127, 14}, Rgb{44, 160, 44},  Rgb{214, 39, 40},   Rgb{148, 103, 189},
+      Rgb{140, 86, 75},  Rgb{227, 119, 194}, Rgb{127, 127, 127}, Rgb{188, 189, 34}, Rgb{23, 190, 207}};
+  palette.insert(palette.end(), classes.begin(), classes.end());
+  return palette;
+}
+
+torch::Tensor to_rgb(const torch::Tensor& indices, const std::vector<Rgb>& palette) {
   auto table = torch::empty({static_cast<std::int64_t>(palette.size()), 3}, torch::kUInt8);
   for (std::size_t i = 0; i < palette.size(); ++i) {
     for (int c = 0; c < 3; ++c) table[i][c] = palette[i][c];
   }
   return table.index_select(0, indices.to(torch::kLong).flatten())
       .view({indices.size(0), indices.size(1), 3});
+}
+
+}  // namespace
+
+torch::Tensor palette_rgb(const torch::Tensor& indices) { return to_rgb(indices, point_palette()); }
+
+torch::Tensor class_scatter_rgb(const torch::Tensor& points, const torch::Tensor& labels, const PlotWindow& window,
+                                std::int64_t pixels) {
+  auto canvas = scatter_indices({}, {}, window, pixels);
+  const auto base = static_cast<std::int64_t>(point_palette().size());
+  if (!labels.defined()) {
+    draw_points(canvas, points, window, 3, kSample);
+  } else {
+    const auto cpu_labels = labels.to(torch::kCPU, torch::kLong);
+    for (std::int64_t k = 0; k < 10; ++k) {
+      const auto rows = (cpu_labels.remainder(10) == k).nonzero().flatten();
+      draw_points(canvas, points.to(torch::kCPU).index_select(0, rows), window, 3,
+                  static_cast<std::uint8_t>(base + k));
+    }
+  }
+  return to_rgb(canvas, class_palette());
 }
 
 ReverseRecorder::ReverseRecorder(std::int64_t steps, const torch::Tensor& x_T, std::int64_t frames,

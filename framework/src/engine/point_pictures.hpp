@@ -41,6 +41,12 @@ bool is_point_batch(at::IntArrayRef sizes);
 torch::Tensor scatter_indices(const torch::Tensor& data, const torch::Tensor& samples,
                               const PlotWindow& window, std::int64_t pixels);
 
+/// A `pixels` x `pixels` RGB picture [H, W, 3] (uint8) of 2-D `points` as 3x3 dots, each in its
+/// class's colour (`labels` int64 [N], ten colours repeating; all blue when undefined), with the
+/// axes and border of scatter_indices.
+torch::Tensor class_scatter_rgb(const torch::Tensor& points, const torch::Tensor& labels, const PlotWindow& window,
+                                std::int64_t pixels);
+
 /// Palette indices [H, W] to a uint8 RGB image [H, W, 3] for write_png.
 torch::Tensor palette_rgb(const torch::Tensor& indices);
 

@@ -2,7 +2,11 @@
 
 #include <cctype>
 
+#include <spdlog/spdlog.h>
+
 #include "difflab/errors.hpp"
+#include "engine/latent_data.hpp"
+#include "training/checkpoint.hpp"
 
 namespace difflab {
 namespace fs = std::filesystem;
@@ -53,9 +57,41 @@ DataSplit to_device(const DataSplit& split, torch::Device device) {
 
 }  // namespace
 
-RunContext make_context(const Registry& registry, const RunConfig& run, const fs::path& out_dir) {
-  RunContext ctx{run, resolve_device(run.device), {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
+RunContext make_context(const Registry& registry, const RunConfig& run, const fs::path& out_dir,
+                        const LatentSource* latent) {
+  RunContext ctx{run, resolve_device(run.device), {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 1.0};
   ctx.dataset = registry.make_dataset(run.dataset.plugin, run.dataset.options);
+  ctx.run_dir = out_dir / run.sweep / run.train_hash;
+  ctx.eval_dir = evaluation_dir(out_dir, run);
+  for (const auto& m : run.evaluation.metrics) {
+    ctx.metrics.push_back(registry.make_metric(m.plugin, m.options));
+  }
+  ctx.train = to_device(ctx.dataset->load(Split::train, derive_seed(run.seed, "data")), ctx.device);
+  ctx.test = to_device(ctx.dataset->load(Split::test, derive_seed(run.seed, "data")), ctx.device);
+  if (ctx.train.x.size(0) < 1) throw RunError("the dataset's train split is empty");
+  if (run.task == Task::autoencoder || is_latent(run)) {
+    std::lock_guard<std::mutex> lock(global_seed_mutex());
+    torch::manual_seed(derive_seed(run.seed, "autoencoder-init"));
+    ctx.autoencoder = registry.make_autoencoder(run.autoencoder.plugin, run.autoencoder.options);
+    ctx.autoencoder->to(ctx.device);
+  }
+  if (run.task == Task::autoencoder) return ctx;
+
+  if (is_latent(run)) {  // the model diffuses the autoencoder's latents; images stay for metrics
+    if (!latent) throw RunError("a latent diffusion run needs its autoencoder's checkpoint");
+    load_checkpoint(latent->checkpoint, *ctx.autoencoder, nullptr, nullptr, ctx.device);
+    ctx.autoencoder->eval();
+    auto data = encode_dataset(*ctx.autoencoder, ctx.train, ctx.test, out_dir / "latents",
+                               latent_cache_key(run.autoencoder_hash, latent->step), ctx.device);
+    spdlog::info("run {}: latents of autoencoder run id {} (step {}) {} {} (scale {:.6g})", run.index,
+                 latent->run_id, latent->step, data.reused ? "read from" : "written to", data.file.string(),
+                 data.scale);
+    ctx.images_train = std::move(ctx.train);
+    ctx.images_test = std::move(ctx.test);
+    ctx.train = std::move(data.train);
+    ctx.test = std::move(data.test);
+    ctx.latent_scale = data.scale;
+  }
   ctx.schedule = registry.make_schedule(run.schedule.plugin, run.schedule.options);
   {
     std::lock_guard<std::mutex> lock(global_seed_mutex());
@@ -71,15 +107,7 @@ RunContext make_context(const Registry& registry, const RunConfig& run, const fs
   for (const auto& s : run.evaluation.samplers) {
     ctx.samplers.push_back(registry.make_sampler(s.plugin, s.options));
   }
-  for (const auto& m : run.evaluation.metrics) {
-    ctx.metrics.push_back(registry.make_metric(m.plugin, m.options));
-  }
-  ctx.train = to_device(ctx.dataset->load(Split::train, derive_seed(run.seed, "data")), ctx.device);
-  ctx.test = to_device(ctx.dataset->load(Split::test, derive_seed(run.seed, "data")), ctx.device);
-  if (ctx.train.x.size(0) < 1) throw RunError("the dataset's train split is empty");
   ctx.process = std::make_unique<DiffusionProcess>(schedule_betas(registry, run.schedule), ctx.device);
-  ctx.run_dir = out_dir / run.sweep / run.train_hash;
-  ctx.eval_dir = evaluation_dir(out_dir, run);
   return ctx;
 }
 

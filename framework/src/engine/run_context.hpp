@@ -34,8 +34,8 @@ struct RunContext {
   const RunConfig& run;
   torch::Device device;
   std::shared_ptr<Dataset> dataset;
-  std::shared_ptr<NoiseSchedule> schedule;
-  std::shared_ptr<Denoiser> model;
+  std::shared_ptr<NoiseSchedule> schedule;  // null for an autoencoder run
+  std::shared_ptr<Denoiser> model;          // null for an autoencoder run
   std::vector<std::shared_ptr<Sampler>> samplers;
   std::vector<std::shared_ptr<Metric>> metrics;
   DataSplit train, test;
@@ -44,6 +44,13 @@ struct RunContext {
   std::filesystem::path eval_dir;  // samples and pictures: this run's own
   std::unique_ptr<WeightAverage> ema;  // when train.ema_decay > 0
   SamplerGraphs sampler_graphs;        // CUDA graphs of the samplers' loops (cuda_graphs.hpp)
+  /// An autoencoder run: the network it trains. A latent diffusion run: the trained autoencoder
+  /// that encoded `train` and `test` and decodes samples. Null otherwise.
+  std::shared_ptr<Autoencoder> autoencoder;
+  /// A latent diffusion run: the dataset's own splits (train and test hold its scaled latents),
+  /// what image metrics compare decoded samples with; and the scale (latent = scale x mean).
+  DataSplit images_train, images_test;
+  double latent_scale = 1.0;
 
   /// The weights evaluation uses: the moving average when there is one.
   Denoiser& evaluated() { return ema ? ema->weights() : *model; }
@@ -51,7 +58,11 @@ struct RunContext {
 };
 
 /// Makes every object of the run: dataset, schedule, the model (initialised from the run's seed),
-/// its moving average, samplers, metrics, both data splits on the device and the forward process.
-RunContext make_context(const Registry& registry, const RunConfig& run, const std::filesystem::path& out_dir);
+/// its moving average, samplers, metrics, both data splits on the device and the forward process;
+/// for an autoencoder run the autoencoder instead of model and schedule. A latent diffusion run
+/// (`latent` given) loads its autoencoder's checkpoint and diffuses the dataset's latents, encoded
+/// once per checkpoint and cached under `out_dir`/latents (latent_data.hpp).
+RunContext make_context(const Registry& registry, const RunConfig& run, const std::filesystem::path& out_dir,
+                        const LatentSource* latent = nullptr);
 
 }  // namespace difflab

@@ -17,12 +17,38 @@ namespace fs = std::filesystem;
 RunExecutor::RunExecutor(const Registry& registry, RunStore& store, EngineOptions options)
     : registry_(registry), store_(store), options_(std::move(options)) {}
 
+std::optional<LatentSource> latent_source(const RunStore& store, const RunConfig& run) {
+  const auto trained = store.find_trained(run.autoencoder_hash);
+  if (!trained) return std::nullopt;
+  const auto checkpoints = store.checkpoints(trained->id);
+  if (checkpoints.empty()) return std::nullopt;
+  return LatentSource{checkpoints.back().file, checkpoints.back().step, trained->id};
+}
+
 void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
-  RunContext ctx = make_context(registry_, run, options_.out_dir);
+  std::optional<LatentSource> latent;
+  if (is_latent(run)) {
+    latent = latent_source(store_, run);
+    if (!latent) {
+      throw RunError("its autoencoder (grid point " + std::to_string(run.autoencoder_index) +
+                     ") has not finished training");
+    }
+    if (!fs::exists(latent->checkpoint)) {
+      throw RunError("the autoencoder checkpoint " + latent->checkpoint + " is missing; delete the autoencoder run to retrain it");
+    }
+  }
+  RunContext ctx = make_context(registry_, run, options_.out_dir, latent ? &*latent : nullptr);
+  if (latent) store_.set_latent_scale(run_id, ctx.latent_scale);
   remove_dead_temporaries(ctx.run_dir);
   remove_dead_temporaries(ctx.eval_dir);
   const auto tag = "run " + std::to_string(run.index) + " [" + axes_text(run) + "]";
-  DenoisingTask task(ctx);
+  std::unique_ptr<TrainingTask> task_owner;
+  if (run.task == Task::autoencoder) {
+    task_owner = std::make_unique<AutoencoderTask>(ctx);
+  } else {
+    task_owner = std::make_unique<DenoisingTask>(ctx);
+  }
+  TrainingTask& task = *task_owner;
   auto optimizer = make_optimizer(run.train, task.parameters());
   auto gen = make_generator(ctx.device, derive_seed(run.seed, "train"));
   double eval_seconds = store_.run(run_id)->eval_seconds;

@@ -99,7 +99,7 @@ std::int64_t record_sweep(SweepGrid& grid, RunStore& store, const Registry& regi
                           GridChange change) {
   std::map<std::string, double> abar_T;  // by schedule label: grids repeat a few schedules
   for (const auto& run : grid.runs) {
-    if (!abar_T.count(run.schedule.label)) abar_T[run.schedule.label] = terminal_alpha_bar(registry, run.schedule);
+    if (run.task == Task::diffusion && !abar_T.count(run.schedule.label)) abar_T[run.schedule.label] = terminal_alpha_bar(registry, run.schedule);
   }
   std::int64_t sweep_id = 0;
   store.transaction([&] {
@@ -149,6 +149,7 @@ std::int64_t record_sweep(SweepGrid& grid, RunStore& store, const Registry& regi
       note(PluginKind::dataset, run.dataset);
       note(PluginKind::model, run.model);
       note(PluginKind::schedule, run.schedule);
+      note(PluginKind::autoencoder, run.autoencoder);
       for (const auto& s : run.evaluation.samplers) note(PluginKind::sampler, s);
       for (const auto& m : run.evaluation.metrics) note(PluginKind::metric, m);
       RunRecord record;
@@ -162,7 +163,7 @@ std::int64_t record_sweep(SweepGrid& grid, RunStore& store, const Registry& regi
       record.device = run.device;
       record.framework_version = DIFFLAB_VERSION;
       record.plugin_versions_json = versions.dump();
-      record.abar_T = abar_T.at(run.schedule.label);
+      if (run.task == Task::diffusion) record.abar_T = abar_T.at(run.schedule.label);
       store.add_run(record);
     }
   });

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -13,6 +14,7 @@
 #include "engine/batched_training.hpp"
 #include "engine/engine.hpp"
 #include "engine/run_context.hpp"
+#include "io/atomic_file.hpp"
 #include "training/crash_point.hpp"
 
 namespace difflab {
@@ -100,7 +102,35 @@ SweepSummary run_sweep(SweepGrid grid, RunStore& store, const Registry& registry
   // when they reuse its checkpoints (or train themselves, should it have failed).
   std::vector<const RunConfig*> waiting;
   std::set<std::int64_t> announced;  // runs whose wait was logged
-  const auto attempt = [&](const RunConfig& run) {
+  std::function<void(const RunConfig&)> attempt;
+  // A latent run needs its autoencoder trained: it trains it here first (its own run, claimed as
+  // any other), waits while another process trains it, and fails when it failed.
+  const auto autoencoder_ready = [&](const RunConfig& run) {
+    if (!is_latent(run) || latent_source(store, run)) return true;
+    const auto& autoencoder = grid.runs.at(static_cast<std::size_t>(run.autoencoder_index));
+    auto state = store.find_run(sweep_id, autoencoder.config_hash);
+    if (state->status != RunStatus::failed || options.retry_failed) {
+      if (state->status != RunStatus::running || !process_alive(state->pid)) attempt(autoencoder);
+      if (latent_source(store, run)) return true;
+      state = store.find_run(sweep_id, autoencoder.config_hash);
+    }
+    if (state->status == RunStatus::failed) {
+      const auto reason = "its autoencoder (grid point " + std::to_string(autoencoder.index) + ") failed: " + state->reason;
+      spdlog::error("run {} failed: {}", run.index, reason);
+      store.mark_failed(store.find_run(sweep_id, run.config_hash)->id, reason);
+      ++summary.failed;
+      if (progress) progress->report(ProgressEvent::finished(run.index, "failed", reason));
+      return false;
+    }
+    if (announced.insert(run.index).second) {
+      spdlog::info("run {} waits for its autoencoder, grid point {}, trained by process {}", run.index,
+                   autoencoder.index, state->pid);
+    }
+    waiting.push_back(&run);
+    return false;
+  };
+  attempt = [&](const RunConfig& run) {
+    if (!autoencoder_ready(run)) return;
     const auto record = store.find_run(sweep_id, run.config_hash);
     RunConfig placed = run;
     if (options.device) placed.device = *options.device;

@@ -98,7 +98,7 @@ double Trainer::train(TrainingTask& task, torch::optim::Optimizer& optimizer, to
                      " at epoch " + std::to_string(epoch) + " (step " + std::to_string(global_step) +
                      "); lower train.lr or set train.grad_clip");
     }
-    pending_losses.push_back({global_step, epoch, loss});
+    pending_losses.push_back({global_step, epoch, loss, task.take_loss_terms()});
     spdlog::debug("{}: epoch {}/{} step {} loss {:.4f}", tag_, epoch, total_epochs, global_step, loss);
     const bool last = epoch == total_epochs;
     if (epoch % run_.train.checkpoint_every != 0 && !last) continue;

@@ -3,8 +3,7 @@
 // steps, resume from the last readable checkpoint, the learning-rate schedule, losses, the NaN
 // check, checkpoint files and records, progress); a task owns its networks and says what differs:
 // the loss of one step, the data its batches are drawn from, and what a checkpoint holds.
-// Today one task trains: denoising (Ho et al. 2020). A second kind of training (a VAE for latent
-// diffusion) is a second TrainingTask, not a second loop.
+// Two tasks train: denoising (Ho et al. 2020) and an autoencoder (a VAE for latent diffusion).
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -36,6 +35,10 @@ class TrainingTask {
                              torch::Generator& generator) = 0;
   /// After each step (a moving average of the weights).
   virtual void after_step() {}
+  /// The mean of each part of the loss over the steps since the last call, as a JSON object
+  /// ({"reconstruction": 0.012, "kl": 31.5}), then starts again; "" when the loss has no parts.
+  /// The trainer records it with each epoch's loss.
+  virtual std::string take_loss_terms() { return ""; }
 
   /// Writes a checkpoint: the networks, the optimizer's state, the generator's and the position.
   virtual void save(const std::string& file, torch::optim::Optimizer& optimizer,
@@ -68,6 +71,35 @@ class DenoisingTask final : public TrainingTask {
  private:
   RunContext& ctx_;
   std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, torch::Generator&)> step_;
+};
+
+}  // namespace difflab
+
+namespace difflab {
+
+/// An autoencoder (Kingma & Welling 2014): ||decode(z) - x||^2 per pixel with z ~ q(z|x) drawn by
+/// the reparameterisation trick, plus kl_weight x KL(q(z|x) || N(0, I)) per image. Both parts
+/// are reported per epoch (take_loss_terms).
+class AutoencoderTask final : public TrainingTask {
+ public:
+  explicit AutoencoderTask(RunContext& ctx);
+  const DataSplit& training_data() const override;
+  std::vector<torch::Tensor> parameters() override;
+  void prepare(torch::optim::Optimizer& optimizer, const std::string& tag) override;
+  torch::Tensor step(const torch::Tensor& x, const torch::Tensor& labels, torch::Generator& generator) override;
+  std::string take_loss_terms() override;
+  void save(const std::string& file, torch::optim::Optimizer& optimizer, const torch::Generator& generator,
+            CheckpointPosition position) override;
+  CheckpointPosition load(const std::string& file, torch::optim::Optimizer* optimizer,
+                          torch::Generator* generator) override;
+  std::string evaluated_name() const override { return "model"; }
+
+ private:
+  RunContext& ctx_;
+  torch::optim::Optimizer* optimizer_ = nullptr;
+  double kl_weight_;
+  torch::Tensor reconstruction_sum_, kl_sum_;  // on the device: no host read per step
+  std::int64_t steps_ = 0;
 };
 
 }  // namespace difflab

@@ -5,8 +5,63 @@
 
 namespace difflab {
 
+namespace {
+
+// An autoencoder run: its network can take the data, and every metric measures reconstructions.
+void validate_autoencoder_run(const Registry& registry, const RunConfig& run, const std::string& where) {
+  const auto autoencoder = registry.make_autoencoder(run.autoencoder.plugin, run.autoencoder.options);
+  const auto dataset = registry.make_dataset(run.dataset.plugin, run.dataset.options);
+  const auto test = dataset->load(Split::test, derive_seed(run.seed, "data"));
+  try {
+    autoencoder->latent_shape(test.x.sizes().slice(1).vec());
+  } catch (const InputError& e) {
+    throw InputError(where + "autoencoder '" + run.autoencoder.label + "': " + e.what());
+  }
+  for (const auto& m : run.evaluation.metrics) {
+    if (!registry.make_metric(m.plugin, m.options)->measures_reconstructions()) {
+      throw InputError(where + "evaluation.metrics '" + m.label +
+                       "' does not measure an autoencoder's reconstructions (fid, kid, inception_score, psnr and "
+                       "lpips do)");
+    }
+  }
+  if (run.train.ema_decay > 0) {
+    throw InputError(where + "train.ema_decay: an autoencoder trains without a moving average; leave it out");
+  }
+  resolve_device(run.device);
+}
+
+// A latent run's model must take its autoencoder's latents: one forward pass on zeros says so.
+void validate_latent_shape(const Registry& registry, const RunConfig& run, Denoiser& model) {
+  const auto autoencoder = registry.make_autoencoder(run.autoencoder.plugin, run.autoencoder.options);
+  const auto dataset = registry.make_dataset(run.dataset.plugin, run.dataset.options);
+  const auto test = dataset->load(Split::test, derive_seed(run.seed, "data"));
+  std::vector<std::int64_t> shape;
+  try {
+    shape = autoencoder->latent_shape(test.x.sizes().slice(1).vec());
+  } catch (const InputError& e) {
+    throw InputError(run.autoencoder_where + "autoencoder: " + e.what());
+  }
+  shape.insert(shape.begin(), 2);
+  torch::NoGradGuard no_grad;
+  try {
+    model.forward(torch::zeros(shape), torch::zeros({2}), {});
+  } catch (const std::exception& e) {
+    const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
+    const std::string why = torch_error ? torch_error->what_without_backtrace() : e.what();
+    throw InputError(run.autoencoder_where + "autoencoder: model '" + run.model.label +
+                     "' cannot take the autoencoder's latents of shape " + c10::str(at::IntArrayRef(shape).slice(1)) +
+                     ": " + why.substr(0, why.find('\n')));
+  }
+}
+
+}  // namespace
+
 void validate_run(const Registry& registry, const RunConfig& run) {
   const auto where = "run " + std::to_string(run.index) + ": ";
+  if (run.task == Task::autoencoder) {
+    validate_autoencoder_run(registry, run, where);
+    return;
+  }
   std::unique_ptr<DiffusionProcess> process;
   try {  // the process's own checks (betas in (0, 1)) on the CPU
     process = std::make_unique<DiffusionProcess>(schedule_betas(registry, run.schedule), torch::kCPU);
@@ -32,6 +87,7 @@ void validate_run(const Registry& registry, const RunConfig& run) {
     }
   }
   const auto model = registry.make_model(run.model.plugin, run.model.options);  // option errors now
+  if (is_latent(run)) validate_latent_shape(registry, run, *model);
   if (run.zero_terminal_snr && model->prediction() == Prediction::epsilon) {
     // Lin et al. 2024, sec. 3.2: at abar_T = 0, x_T is pure noise, so predicting the noise says
     // nothing about x0 (x0 = (x_T - sqrt(1 - abar) eps) / sqrt(abar) divides by 0).

@@ -221,8 +221,10 @@ void seed_shard(const RunStore& store, const std::string& sweep, const std::vect
     into.set_run_state(record->id, state);
     any_checkpoint = any_checkpoint || !into.checkpoints(record->id).empty();
   }
-  if (any_checkpoint || runs.empty()) return;
-  if (const auto trained = store.find_trained(runs.front()->train_hash)) {  // its checkpoints to reuse
+  // A done run of `train_hash` and its checkpoints, from whichever sweep holds it.
+  const auto copy_trained = [&](const std::string& train_hash) {
+    const auto trained = store.find_trained(train_hash);
+    if (!trained) return;
     for (const auto& s : store.sweeps()) {
       if (s.id != trained->sweep_id) continue;
       MergeFilter reuse;
@@ -230,7 +232,12 @@ void seed_shard(const RunStore& store, const std::string& sweep, const std::vect
       reuse.config_hashes = std::vector<std::string>{trained->config_hash};
       merge_store(store, into, reuse);
     }
+  };
+  for (const auto* run : runs) {  // a latent run's autoencoder, trained before it was launched
+    if (is_latent(*run)) copy_trained(run->autoencoder_hash);
   }
+  if (any_checkpoint || runs.empty()) return;
+  copy_trained(runs.front()->train_hash);  // its checkpoints to reuse
 }
 
 std::vector<const RunConfig*> runs_to_launch(const SweepGrid& grid, std::int64_t sweep_id, RunStore& store,
@@ -379,6 +386,25 @@ SweepSummary run_sweep_local(SweepGrid grid, RunStore& store, const Registry& re
     spdlog::error("run {} failed: {}: {}", run.index, store.run(child->run_id)->reason, counts());
   };
 
+  std::size_t next = 0;  // queue[next] is the next run to launch
+  // A latent run starts once its autoencoder is trained (its shard then gets the checkpoints).
+  const auto autoencoder_ready = [&](const RunConfig& run) { return !is_latent(run) || latent_source(store, run); };
+  // When its autoencoder failed, a latent run fails too, with that reason.
+  const auto failed_autoencoder = [&](const RunConfig& run) {
+    if (!is_latent(run)) return false;
+    const auto& autoencoder = grid.runs.at(static_cast<std::size_t>(run.autoencoder_index));
+    const auto state = store.find_run(sweep_id, autoencoder.config_hash);
+    const bool queued =  // not launched yet (a failed one retried)
+        std::find(queue.begin() + static_cast<std::ptrdiff_t>(next), queue.end(), &autoencoder) != queue.end();
+    if (state->status != RunStatus::failed || queued) return false;
+    const auto reason = "its autoencoder (grid point " + std::to_string(autoencoder.index) + ") failed: " + state->reason;
+    store.mark_failed(store.find_run(sweep_id, run.config_hash)->id, reason);
+    ++summary.failed;
+    if (progress) progress->report(ProgressEvent::finished(run.index, "failed", reason));
+    spdlog::error("run {} failed: {}", run.index, reason);
+    return true;
+  };
+
   // Claims a run in the store before its child starts, so that another runner on the same store
   // never starts it too; says what happened when the claim is refused.
   std::vector<const RunConfig*> waiting;  // another process trains the same model: later
@@ -394,7 +420,6 @@ SweepSummary run_sweep_local(SweepGrid grid, RunStore& store, const Registry& re
     return false;
   };
 
-  std::size_t next = 0;
   auto retry_at = std::chrono::steady_clock::now();
   while (!children.empty() || ((next < queue.size() || !waiting.empty()) && g_signal == 0)) {
     if (next >= queue.size() && !waiting.empty() && std::chrono::steady_clock::now() >= retry_at) {
@@ -411,15 +436,22 @@ SweepSummary run_sweep_local(SweepGrid grid, RunStore& store, const Registry& re
     // Fill the free slots, never two runs of one training at once (the second reuses the first's).
     while (g_signal == 0 && static_cast<int>(children.size()) < jobs) {
       std::size_t pick = next;
-      while (pick < queue.size() && training.count(queue[pick]->train_hash)) ++pick;
+      while (pick < queue.size() &&
+             (training.count(queue[pick]->train_hash) || !autoencoder_ready(*queue[pick]))) {
+        if (failed_autoencoder(*queue[pick])) {  // it cannot run: its autoencoder failed
+          queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(pick));
+          continue;
+        }
+        ++pick;
+      }
       if (pick >= queue.size()) break;
       std::rotate(queue.begin() + static_cast<std::ptrdiff_t>(next), queue.begin() + static_cast<std::ptrdiff_t>(pick),
                   queue.begin() + static_cast<std::ptrdiff_t>(pick) + 1);
       const auto& run = *queue[next++];
       if (claim(run)) launch(run);
     }
-    if (children.empty()) {
-      if (!waiting.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (children.empty()) {  // waiting for another process (a claim, an autoencoder)
+      if (!waiting.empty() || next < queue.size()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
       continue;
     }
     std::vector<pollfd> fds;

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -54,8 +55,11 @@ TrainingGroups group_by_training(const std::vector<const RunConfig*>& runs) {
   return groups;
 }
 
+// `merge_first`: the shards a task folds into its own before it runs (a latent task: its
+// autoencoder task's, which the array it depends on has written).
 std::string batch_script(const SlurmLaunchOptions& o, const SweepGrid& grid, const fs::path& sweep_copy,
-                         const fs::path& slurm_dir, int threads, const TrainingGroups& groups) {
+                         const fs::path& slurm_dir, int threads, const TrainingGroups& groups,
+                         const std::map<std::int64_t, std::vector<fs::path>>& merge_first) {
   const auto& s = o.settings;
   std::ostringstream out;
   out << "#!/bin/bash\n"
@@ -79,7 +83,14 @@ std::string batch_script(const SlurmLaunchOptions& o, const SweepGrid& grid, con
       << "i=${SLURM_ARRAY_TASK_ID:?not a Slurm array task}\n"
       << "case \"$i\" in\n";
   for (const auto& [first, runs] : groups) {
-    out << "  " << first << ") indices=(";
+    out << "  " << first << ")";
+    if (const auto it = merge_first.find(first); it != merge_first.end()) {
+      out << "\n    " << shell_quote(o.child.runner) << " merge -q --db " << shell_quote(shard_dir + "/run-")
+          << "\"$i\".sqlite";
+      for (const auto& shard : it->second) out << " " << shell_quote(shard.string());
+      out << " || exit 2\n   ";
+    }
+    out << " indices=(";
     for (std::size_t k = 0; k < runs.size(); ++k) out << (k ? " " : "") << "--index " << runs[k]->index;
     out << ");;\n";
   }
@@ -181,53 +192,96 @@ SweepSummary run_sweep_slurm(SweepGrid grid, RunStore& store, const Registry& re
   const auto sweep_copy = slurm_dir / "sweep.yaml";  // every task reads the text the parent read
   std::ofstream(sweep_copy) << grid.text;
   const int threads = options.threads > 0 ? options.threads : 1;
-  const auto groups = group_by_training(runs);
-  std::vector<std::int64_t> indices;  // array task ids: each group's first grid index
-  std::map<std::int64_t, std::int64_t> task_of;  // grid index -> its task
+  // Autoencoders train in a first array; the runs that diffuse their latents in a second that
+  // starts when the first has ended (afterany: a latent task whose autoencoder failed records why).
+  std::vector<const RunConfig*> first_runs, later_runs;
+  for (const auto* run : runs) (run->task == Task::autoencoder ? first_runs : later_runs).push_back(run);
+  std::vector<TrainingGroups> arrays;
+  if (first_runs.empty() || later_runs.empty()) {
+    arrays.push_back(group_by_training(runs));
+  } else {
+    arrays.push_back(group_by_training(first_runs));
+    arrays.push_back(group_by_training(later_runs));
+  }
+  TrainingGroups groups;
+  std::map<std::int64_t, std::int64_t> task_of;  // grid index -> its task (the group's first index)
+  std::map<std::string, std::int64_t> launched_autoencoders;
+  for (const auto& array : arrays) {
+    for (const auto& [first, members] : array) {
+      seed_shard(store, grid.name, members, shard_path(out_dir, grid.name, first));
+      groups[first] = members;
+      for (const auto* run : members) {
+        task_of[run->index] = first;
+        if (run->task == Task::autoencoder) launched_autoencoders.emplace(run->train_hash, first);
+      }
+    }
+  }
+  std::map<std::int64_t, std::vector<fs::path>> merge_first;
   for (const auto& [first, members] : groups) {
-    seed_shard(store, grid.name, members, shard_path(out_dir, grid.name, first));
-    indices.push_back(first);
-    for (const auto* run : members) task_of[run->index] = first;
+    std::set<std::int64_t> needed;
+    for (const auto* run : members) {
+      if (!is_latent(*run)) continue;
+      if (const auto it = launched_autoencoders.find(run->autoencoder_hash); it != launched_autoencoders.end()) {
+        needed.insert(it->second);
+      }
+    }
+    for (const auto task : needed) merge_first[first].push_back(shard_path(out_dir, grid.name, task));
   }
   const auto script = slurm_dir / "array.sh";
-  std::ofstream(script) << batch_script(options, grid, sweep_copy, slurm_dir, threads, groups);
-  const auto spec = array_spec(indices, options.settings.max_parallel);
-  const auto submit = "sbatch --parsable --array=" + spec + " " + shell_quote(script.string());
-  if (run_shell(submit, output) != 0) {
-    throw InputError("--launcher slurm: " + submit + " failed: " + first_line(output) +
-                     " (is Slurm reachable from here? sinfo says)");
+  std::ofstream(script) << batch_script(options, grid, sweep_copy, slurm_dir, threads, groups, merge_first);
+  std::vector<std::string> jobs;                   // in submission order
+  std::map<std::int64_t, std::string> job_of;      // task -> its array job
+  for (const auto& array : arrays) {
+    std::vector<std::int64_t> indices;  // array task ids: each group's first grid index
+    for (const auto& [first, members] : array) indices.push_back(first);
+    const auto spec = array_spec(indices, options.settings.max_parallel);
+    const auto after = jobs.empty() ? std::string() : " --dependency=afterany:" + jobs.back();
+    const auto submit = "sbatch --parsable --array=" + spec + after + " " + shell_quote(script.string());
+    if (run_shell(submit, output) != 0) {
+      throw InputError("--launcher slurm: " + submit + " failed: " + first_line(output) +
+                       " (is Slurm reachable from here? sinfo says)");
+    }
+    const auto job = first_line(output).substr(0, first_line(output).find(';'));
+    std::ofstream(slurm_dir / "jobs.txt", std::ios::app) << job << " " << spec << " " << utc_now() << "\n";
+    std::size_t members = 0;
+    for (const auto& [first, group] : array) members += group.size();
+    spdlog::info("{}: submitted Slurm job array {} ({} task{} for {} run{}: {}{}); logs {}/logs/{}_<index>.log",
+                 grid.name, job, array.size(), array.size() == 1 ? "" : "s", members, members == 1 ? "" : "s",
+                 spec, jobs.empty() ? "" : ", after job " + jobs.back(), slurm_dir.string(), job);
+    for (const auto index : indices) job_of[index] = job;
+    jobs.push_back(job);
   }
-  const auto job = first_line(output).substr(0, first_line(output).find(';'));
-  std::ofstream(slurm_dir / "jobs.txt", std::ios::app) << job << " " << spec << " " << utc_now() << "\n";
-  spdlog::info("{}: submitted Slurm job array {} ({} task{} for {} run{}: {}); logs {}/logs/{}_<index>.log",
-               grid.name, job, groups.size(), groups.size() == 1 ? "" : "s", runs.size(), runs.size() == 1 ? "" : "s",
-               spec, slurm_dir.string(), job);
   if (!options.settings.wait) {
-    std::cout << job << "\n";
+    for (const auto& job : jobs) std::cout << job << "\n";
     spdlog::info("when it ends: runner merge --db {} {}", options.db.string(),
                  (out_dir / grid.name / "shards").string());
     return summary;
   }
 
-  // Wait for the array to leave the queue, then read each task's end from scontrol.
+  // Wait for each array to leave the queue (the second cannot end before the first), then read
+  // each task's end from scontrol.
   const auto started = std::chrono::steady_clock::now();
-  std::string last_states;
-  while (true) {
-    if (run_shell("squeue -h -j " + job + " -o '%i %T'", output) != 0 || first_line(output).empty()) break;
-    std::map<std::string, int> states;
-    std::istringstream lines(output);
-    std::string id, state;
-    while (lines >> id >> state) ++states[state];
-    std::string text;
-    for (const auto& [s, n] : states) text += (text.empty() ? "" : ", ") + std::to_string(n) + " " + s;
-    if (text != last_states) spdlog::info("job {}: {}", job, text);
-    last_states = text;
-    std::this_thread::sleep_for(std::chrono::seconds(1));
+  std::map<std::int64_t, SlurmTaskState> ended;  // by task
+  for (const auto& job : jobs) {
+    std::string last_states;
+    while (true) {
+      if (run_shell("squeue -h -j " + job + " -o '%i %T'", output) != 0 || first_line(output).empty()) break;
+      std::map<std::string, int> states;
+      std::istringstream lines(output);
+      std::string id, state;
+      while (lines >> id >> state) ++states[state];
+      std::string text;
+      for (const auto& [s, n] : states) text += (text.empty() ? "" : ", ") + std::to_string(n) + " " + s;
+      if (text != last_states) spdlog::info("job {}: {}", job, text);
+      last_states = text;
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    run_shell("scontrol -o show job " + job, output);
+    for (const auto& t : parse_scontrol_tasks(output)) {
+      if (job_of.count(t.task) && job_of.at(t.task) == job) ended[t.task] = t;
+    }
   }
-  run_shell("scontrol -o show job " + job, output);
-  std::map<std::int64_t, SlurmTaskState> ended;
-  for (const auto& t : parse_scontrol_tasks(output)) ended[t.task] = t;
-  for (const auto& shard : indices) {
+  for (const auto& [shard, members] : groups) {
     const auto path = shard_path(out_dir, grid.name, shard);
     try {
       const RunStore from(path.string(), RunStore::Access::read_only);
@@ -239,7 +293,7 @@ SweepSummary run_sweep_slurm(SweepGrid grid, RunStore& store, const Registry& re
   for (const auto* run : runs) {
     const auto record = store.find_run(sweep_id, run->config_hash);
     const auto task_index = task_of.at(run->index);
-    const auto task = job + "_" + std::to_string(task_index);
+    const auto task = job_of.at(task_index) + "_" + std::to_string(task_index);
     const auto log = (slurm_dir / "logs" / (task + ".log")).string();
     if (record->status == RunStatus::done) {
       ++summary.done;
@@ -255,7 +309,7 @@ SweepSummary run_sweep_slurm(SweepGrid grid, RunStore& store, const Registry& re
     ++summary.failed;
     spdlog::error("run {} failed: {}", run->index, reason);
   }
-  spdlog::info("job {} ended after {:.0f} s: {} done, {} failed; merged into {}", job,
+  spdlog::info("job {} ended after {:.0f} s: {} done, {} failed; merged into {}", join(jobs, ", "),
                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), summary.done,
                summary.failed, options.db.string());
   return summary;

@@ -41,6 +41,7 @@ struct Registry::Impl {
   std::map<std::string, Registered<Sampler>> samplers;
   std::map<std::string, Registered<Dataset>> datasets;
   std::map<std::string, Registered<Metric>> metrics;
+  std::map<std::string, Registered<Autoencoder>> autoencoders;
   std::set<std::string> loaded_files;  // canonical paths
 
   template <class Fn>
@@ -50,12 +51,14 @@ struct Registry::Impl {
     fn(PluginKind::sampler, samplers);
     fn(PluginKind::dataset, datasets);
     fn(PluginKind::metric, metrics);
+    fn(PluginKind::autoencoder, autoencoders);
   }
   auto& table(Registered<NoiseSchedule>*) { return schedules; }
   auto& table(Registered<Denoiser>*) { return models; }
   auto& table(Registered<Sampler>*) { return samplers; }
   auto& table(Registered<Dataset>*) { return datasets; }
   auto& table(Registered<Metric>*) { return metrics; }
+  auto& table(Registered<Autoencoder>*) { return autoencoders; }
 };
 
 namespace {
@@ -80,6 +83,9 @@ class StagingRegistrar final : public Registrar {
   }
   void add_metric(PluginInfo info, Factory<Metric> make) override {
     stage(PluginKind::metric, std::move(info), std::move(make), staged_.metrics);
+  }
+  void add_autoencoder(PluginInfo info, Factory<Autoencoder> make) override {
+    stage(PluginKind::autoencoder, std::move(info), std::move(make), staged_.autoencoders);
   }
 
   Registry::Impl& staged() { return staged_; }
@@ -141,6 +147,7 @@ void commit(Registry::Impl& impl, Registry::Impl& staged, const std::string& lib
   merge_into(impl.samplers, staged.samplers);
   merge_into(impl.datasets, staged.datasets);
   merge_into(impl.metrics, staged.metrics);
+  merge_into(impl.autoencoders, staged.autoencoders);
 }
 
 fs::path this_library_dir() {
@@ -333,6 +340,9 @@ std::shared_ptr<Dataset> Registry::make_dataset(const std::string& n, const Opti
 std::shared_ptr<Metric> Registry::make_metric(const std::string& n, const Options& o) const {
   return make_from(impl_->metrics, PluginKind::metric, *this, n, o);
 }
+std::shared_ptr<Autoencoder> Registry::make_autoencoder(const std::string& n, const Options& o) const {
+  return make_from(impl_->autoencoders, PluginKind::autoencoder, *this, n, o);
+}
 
 const char* plugin_kind_name(PluginKind kind) {
   switch (kind) {
@@ -341,6 +351,7 @@ const char* plugin_kind_name(PluginKind kind) {
     case PluginKind::sampler: return "sampler";
     case PluginKind::dataset: return "dataset";
     case PluginKind::metric: return "metric";
+    case PluginKind::autoencoder: return "autoencoder";
   }
   return "?";
 }

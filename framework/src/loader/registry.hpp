@@ -51,6 +51,7 @@ class DIFFLAB_API Registry {
   std::shared_ptr<Sampler> make_sampler(const std::string& name, const Options& o) const;
   std::shared_ptr<Dataset> make_dataset(const std::string& name, const Options& o) const;
   std::shared_ptr<Metric> make_metric(const std::string& name, const Options& o) const;
+  std::shared_ptr<Autoencoder> make_autoencoder(const std::string& name, const Options& o) const;
 
   struct Impl;
 

@@ -278,6 +278,13 @@ void RunStore::mark_done(std::int64_t run_id, double train_seconds, double eval_
   }
 }
 
+void RunStore::set_latent_scale(std::int64_t run_id, double scale) {
+  Statement s(*impl_, "UPDATE runs SET latent_scale = ?2 WHERE id = ?1");
+  if (s.bind(1, run_id).bind(2, scale).run() != 1) {
+    throw RunError("no run with id " + std::to_string(run_id) + " in " + path_);
+  }
+}
+
 void RunStore::mark_failed(std::int64_t run_id, const std::string& reason) {
   Statement s(
       *impl_,
@@ -291,7 +298,7 @@ void RunStore::set_run_state(std::int64_t run_id, const RunRecord& state) {
   Statement s(*impl_,
               "UPDATE runs SET status = ?2, reason = ?3, device = ?4, started_at = ?5,"
               " finished_at = ?6, train_seconds = ?7, eval_seconds = ?8, framework_version = ?9,"
-              " plugin_versions_json = ?10, pid = 0 WHERE id = ?1");
+              " plugin_versions_json = ?10, latent_scale = ?11, pid = 0 WHERE id = ?1");
   s.bind(1, run_id)
       .bind(2, std::string(run_status_name(state.status)))
       .bind(3, state.reason)
@@ -301,7 +308,8 @@ void RunStore::set_run_state(std::int64_t run_id, const RunRecord& state) {
       .bind(7, state.train_seconds)
       .bind(8, state.eval_seconds)
       .bind(9, state.framework_version)
-      .bind(10, state.plugin_versions_json.empty() ? std::string("{}") : state.plugin_versions_json);
+      .bind(10, state.plugin_versions_json.empty() ? std::string("{}") : state.plugin_versions_json)
+      .bind(11, state.latent_scale);
   if (s.run() != 1) throw RunError("no run with id " + std::to_string(run_id) + " in " + path_);
 }
 
@@ -335,11 +343,12 @@ void RunStore::add_losses(std::int64_t run_id, const std::vector<LossRecord>& lo
   if (losses.empty()) return;
   transaction([&] {
     Statement upsert(*impl_,
-                     "INSERT INTO losses (run_id, step, epoch, loss) VALUES (?1, ?2, ?3, ?4)"
+                     "INSERT INTO losses (run_id, step, epoch, loss, terms_json) VALUES (?1, ?2, ?3, ?4, ?5)"
                      " ON CONFLICT (run_id, step) DO UPDATE SET epoch = excluded.epoch,"
-                     " loss = excluded.loss");
+                     " loss = excluded.loss, terms_json = excluded.terms_json");
     for (const auto& loss : losses) {
-      upsert.bind(1, run_id).bind(2, loss.step).bind(3, loss.epoch).bind(4, loss.loss).run();
+      upsert.bind(1, run_id).bind(2, loss.step).bind(3, loss.epoch).bind(4, loss.loss);
+      upsert.bind_or_null(5, loss.terms_json).run();
       upsert.reset();
     }
   });

@@ -53,6 +53,9 @@ struct RunRecord {
   /// The schedule's terminal signal, alpha bar at t = T: how much of the data survives into the
   /// x_T that sampling draws from N(0, I); NaN when not recorded (stores before version 3).
   double abar_T = std::numeric_limits<double>::quiet_NaN();
+  /// A latent diffusion run: the factor its autoencoder's latents were scaled by to unit variance
+  /// (Rombach et al. 2022, sec. 4.3.2); NaN otherwise (and in stores before version 5).
+  double latent_scale = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// What claim_run found.
@@ -85,6 +88,9 @@ struct LossRecord {
   std::int64_t step = 0;
   std::int64_t epoch = 0;
   double loss = 0;
+  /// The loss's parts where it has several, as a JSON object ({"reconstruction": 0.012, "kl":
+  /// 31.5} for an autoencoder); "" when it has none.
+  std::string terms_json;
 };
 
 struct MetricRecord {
@@ -124,7 +130,7 @@ struct ArtifactRecord {
 /// migrations applied on open). Not thread-safe: one RunStore per thread.
 class RunStore {
  public:
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   enum class Access {
     read_write,  // creates the file if needed and applies migrations
@@ -174,6 +180,8 @@ class RunStore {
   ClaimResult claim_run(std::int64_t run_id, const std::string& device, std::int64_t pid, bool retry_failed,
                         const std::function<bool(std::int64_t pid)>& alive);
   void mark_done(std::int64_t run_id, double train_seconds, double eval_seconds);
+  /// Records the scale a latent diffusion run's latents were multiplied by.
+  void set_latent_scale(std::int64_t run_id, double scale);
   void mark_failed(std::int64_t run_id, const std::string& reason);
   /// Copies another store's state of the same run (status, reason, device, times, versions);
   /// what `runner merge` uses. pid becomes 0: the process belonged to the other store.

@@ -105,6 +105,13 @@ ALTER TABLE runs ADD COLUMN abar_T REAL;
     R"sql(
 ALTER TABLE metrics ADD COLUMN nfe INTEGER CHECK (nfe IS NULL OR nfe > 0);
 )sql",
+    // 5: the factor a latent diffusion run scaled its autoencoder's latents by (unit variance,
+    // Rombach et al. 2022), NULL for other runs; and the parts of a loss that has several (an
+    // autoencoder's reconstruction and KL terms) as a JSON object, NULL for the others.
+    R"sql(
+ALTER TABLE runs ADD COLUMN latent_scale REAL;
+ALTER TABLE losses ADD COLUMN terms_json TEXT;
+)sql",
 };
 static_assert(kApplicationId == 1145457730, "migration 1 writes kApplicationId literally");
 

@@ -28,7 +28,7 @@ SweepRecord read_sweep(const Statement& s) {
 constexpr const char* kRunColumns =
     "r.id, r.sweep_id, r.grid_index, r.config_json, r.config_hash, r.train_hash, r.axes_json, "
     "r.seed, r.device, r.status, r.reason, r.started_at, r.finished_at, r.train_seconds, "
-    "r.eval_seconds, r.framework_version, r.plugin_versions_json, r.pid, r.abar_T";
+    "r.eval_seconds, r.framework_version, r.plugin_versions_json, r.pid, r.abar_T, r.latent_scale";
 
 RunRecord read_run(const Statement& s) {
   RunRecord r;
@@ -51,6 +51,7 @@ RunRecord read_run(const Statement& s) {
   r.plugin_versions_json = s.text(16);
   r.pid = s.integer(17);
   r.abar_T = s.real(18);
+  r.latent_scale = s.real(19);
   return r;
 }
 
@@ -70,7 +71,7 @@ CheckpointRecord read_checkpoint(const Statement& s) {
 
 // A loss row's columns from `first` on: step, epoch, loss.
 LossRecord read_loss(const Statement& s, int first = 0) {
-  return {s.integer(first), s.integer(first + 1), s.real(first + 2)};
+  return {s.integer(first), s.integer(first + 1), s.real(first + 2), s.text(first + 3)};
 }
 
 constexpr const char* kMetricColumns =
@@ -210,7 +211,7 @@ std::vector<CheckpointRecord> RunStore::checkpoints(std::int64_t run_id) const {
 }
 
 std::vector<LossRecord> RunStore::losses(std::int64_t run_id) const {
-  Statement s(*impl_, "SELECT step, epoch, loss FROM losses WHERE run_id = ?1 ORDER BY step");
+  Statement s(*impl_, "SELECT step, epoch, loss, terms_json FROM losses WHERE run_id = ?1 ORDER BY step");
   s.bind(1, run_id);
   std::vector<LossRecord> out;
   while (s.step()) out.push_back(read_loss(s));
@@ -219,7 +220,7 @@ std::vector<LossRecord> RunStore::losses(std::int64_t run_id) const {
 
 std::vector<std::pair<std::int64_t, LossRecord>> RunStore::sweep_losses(const std::string& sweep) const {
   Statement s(*impl_,
-              "SELECT l.run_id, l.step, l.epoch, l.loss FROM losses l JOIN runs r ON r.id = l.run_id"
+              "SELECT l.run_id, l.step, l.epoch, l.loss, l.terms_json FROM losses l JOIN runs r ON r.id = l.run_id"
               " JOIN sweeps w ON w.id = r.sweep_id WHERE ?1 = '' OR w.name = ?1"
               " ORDER BY l.run_id, l.step");
   s.bind(1, sweep);

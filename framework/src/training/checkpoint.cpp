@@ -12,9 +12,9 @@
 
 namespace difflab {
 
-void save_checkpoint(const std::string& path, Denoiser& model, torch::optim::Optimizer& optimizer,
+void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                      const torch::Generator& generator, CheckpointPosition position,
-                     Denoiser* ema) {
+                     torch::nn::Module* ema) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive, optimizer_archive;
   model.save(model_archive);
@@ -66,9 +66,9 @@ std::string set_aside(const std::string& path) {
   return aside;
 }
 
-LoadedCheckpoint load_checkpoint(const std::string& path, Denoiser& model,
+LoadedCheckpoint load_checkpoint(const std::string& path, torch::nn::Module& model,
                                  torch::optim::Optimizer* optimizer, torch::Generator* generator,
-                                 torch::Device device, Denoiser* ema) {
+                                 torch::Device device, torch::nn::Module* ema) {
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path, device);

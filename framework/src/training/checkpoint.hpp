@@ -15,12 +15,12 @@ struct CheckpointPosition {
   std::int64_t step = 0;
 };
 
-/// Writes to a temporary name, flushes it to disk and renames it (atomic_file.hpp), so neither a
+/// `model`: the network (a denoiser, an autoencoder). Writes to a temporary name, flushes it to disk and renames it (atomic_file.hpp), so neither a
 /// crash nor a power cut leaves a half-written checkpoint under its own name.
 /// `ema`, when given, is the moving average of the weights, saved beside the model.
-void save_checkpoint(const std::string& path, Denoiser& model, torch::optim::Optimizer& optimizer,
+void save_checkpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                      const torch::Generator& generator, CheckpointPosition position,
-                     Denoiser* ema = nullptr);
+                     torch::nn::Module* ema = nullptr);
 
 /// Restores what save_checkpoint wrote; `optimizer`, `generator` and `ema` may be null
 /// (evaluation only). Tensors are loaded onto `device`, whatever device wrote them; a random
@@ -31,9 +31,9 @@ struct LoadedCheckpoint {
   bool has_ema = false;
   bool rng_restored = false;  // false without a generator, or for one of another device type
 };
-LoadedCheckpoint load_checkpoint(const std::string& path, Denoiser& model,
+LoadedCheckpoint load_checkpoint(const std::string& path, torch::nn::Module& model,
                                  torch::optim::Optimizer* optimizer, torch::Generator* generator,
-                                 torch::Device device, Denoiser* ema = nullptr);
+                                 torch::Device device, torch::nn::Module* ema = nullptr);
 
 /// Why the checkpoint at `path` cannot be read (empty, truncated, not an archive), or nothing when
 /// it reads whole. Reads it on the CPU, without touching any model.

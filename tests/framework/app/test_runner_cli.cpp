@@ -142,6 +142,8 @@ TEST_CASE("runner describe prints a section's keys from the specs that validate 
   CHECK_THAT(out, Catch::Contains("  samplers (list of sampler plugins, default none)"));
   REQUIRE(runner("describe", &out) == 0);
   CHECK_THAT(out, Catch::Contains("train: ") && Catch::Contains("evaluation: ") && Catch::Contains("sweep: "));
+  CHECK_THAT(out, Catch::Contains("task (string, default diffusion)") &&
+                      Catch::Contains("  " + describe_option(autoencoder_framework_options().front())));
   // The sweep-file reference shows the same text, so the docs cannot drift from the specs.
   std::ifstream docs(std::string(DIFFLAB_SOURCE_DIR) + "/docs/sweep-files.md");
   const std::string reference((std::istreambuf_iterator<char>(docs)), std::istreambuf_iterator<char>());
@@ -222,7 +224,8 @@ TEST_CASE("the tiny image study records every image metric per checkpoint and sa
       kinds.insert(a.kind);
       CHECK(std::filesystem::exists(a.path));
     }
-    CHECK(kinds == std::set<std::string>{"samples_npy", "samples_grid_png", "progression_png"});
+    CHECK(kinds == std::set<std::string>{"samples_npy", "samples_grid_png", "progression_png", "distribution_png",
+                                         "distribution_json"});
   }
   // The difflab feature network was trained once for the whole run and cached.
   CHECK(std::distance(std::filesystem::directory_iterator(dir / "cache"), std::filesystem::directory_iterator()) == 1);
@@ -273,8 +276,9 @@ TEST_CASE("every experiment file validates", "[cli]") {
     if (e.path().extension() != ".yaml") continue;
     INFO(e.path());
     std::string out;
-    // mnist_ddpm needs MNIST's files; Fashion-MNIST's have the same format.
-    const std::string root = e.path().filename() == "mnist_ddpm.yaml" ? " --set dataset.root=/usr/share/datasets/fashion-mnist" : "";
+    // The MNIST studies need MNIST's files; Fashion-MNIST's have the same format.
+    const bool mnist = e.path().filename() == "mnist_ddpm.yaml" || e.path().filename() == "latent_mnist.yaml";
+    const std::string root = mnist ? " --set dataset.root=/usr/share/datasets/fashion-mnist" : "";
     CHECK(runner("validate " + e.path().string() + root, &out) == 0);
   }
 }

@@ -98,7 +98,8 @@ void check_pictures(const std::string& name, std::int64_t channels) {
     // kind/sampler -> path
     std::map<std::string, std::string> files;
     for (const auto& a : store.artifacts(c.id)) files[a.kind + "/" + a.sampler] = a.path;
-    CHECK(files.size() == 6);  // .npy, grid and strip for each of the two samplers
+    // .npy, grid, strip and the distribution view (PNG and JSON) for each of the two samplers
+    CHECK(files.size() == 10);
     for (const std::string sampler : {"ddpm", "ddim(steps=10)"}) {
       INFO("epoch " << c.epoch << ", " << sampler);
       const auto label = sampler == "ddpm" ? std::string("ddpm") : std::string("ddim_steps-10");

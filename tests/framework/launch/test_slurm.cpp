@@ -136,3 +136,33 @@ TEST_CASE("grid points that share their training run as one Slurm task, which tr
   CHECK(store.checkpoints(runs[2].id).back().file == store.checkpoints(runs[3].id).back().file);
   CHECK(test::recorded_rows(cluster / "runs.sqlite") == reference);
 }
+
+TEST_CASE("a latent sweep on Slurm: the autoencoder's array first, the latent runs' array after it", "[.][slurm]") {
+  if (!slurm_reachable()) return;
+  const auto cluster = test::temp_dir("slurm-latent");
+  const std::string tiny_latent = std::string(DIFFLAB_SOURCE_DIR) + "/tests/fixtures/tiny_latent_sweep.yaml";
+  // Two latent runs (two learning rates) share one autoencoder.
+  const auto command = "DIFFLAB_CACHE_DIR=" + (cluster / "cache").string() + " " + test::runner_path() + " sweep " +
+                       tiny_latent + " --db " + (cluster / "runs.sqlite").string() + " --out " +
+                       (cluster / "runs").string() + " --threads 1 --set 'sweep.train.lr=[2.0e-3, 1.0e-3]' " +
+                       "--launcher slurm --wait";
+  std::string out;
+  REQUIRE(test::run_command(command, &out) == 0);
+  INFO(out);
+  const auto slurm_dir = cluster / "runs" / "tiny_latent_sweep" / "slurm";
+  const auto jobs = lines(slurm_dir / "jobs.txt");
+  REQUIRE(jobs.size() == 2);
+  CHECK(jobs[0].find(" 0 ") != std::string::npos);    // the autoencoder
+  CHECK(jobs[1].find(" 1-2 ") != std::string::npos);  // its latent runs, after it
+  CHECK_THAT(out, Catch::Contains("after job " + jobs[0].substr(0, jobs[0].find(' '))));
+  RunStore store((cluster / "runs.sqlite").string(), RunStore::Access::read_only);
+  const auto runs = store.runs();
+  REQUIRE(runs.size() == 3);
+  for (const auto& r : runs) {
+    CHECK(r.status == RunStatus::done);
+    if (r.grid_index > 0) CHECK(r.started_at >= runs[0].finished_at);
+  }
+  // The autoencoder trained once: the latent tasks read its checkpoints, they did not train it.
+  CHECK(store.checkpoints(runs[0].id).size() == 2);
+  CHECK(store.checkpoints(runs[1].id).back().file != store.checkpoints(runs[0].id).back().file);
+}

@@ -71,6 +71,12 @@ void exec_raw(const std::string& path, const std::string& sql) {
   REQUIRE(rc == SQLITE_OK);
 }
 
+// Takes a store back to version 4's tables: no latent_scale, no terms_json.
+void drop_version_5_columns(const std::string& path) {
+  query_text(path, "ALTER TABLE runs DROP COLUMN latent_scale");
+  query_text(path, "ALTER TABLE losses DROP COLUMN terms_json");
+}
+
 // The message of the InputError that `fn` throws ("" and a failure if it throws none).
 template <typename Fn>
 std::string input_error(Fn&& fn) {
@@ -92,19 +98,19 @@ TEST_CASE("run status names round-trip", "[store]") {
   CHECK_THROWS_AS(difflab::parse_run_status("finished"), difflab::InputError);
 }
 
-TEST_CASE("a new store is at schema version 4 in WAL mode", "[store]") {
+TEST_CASE("a new store is at schema version 5 in WAL mode", "[store]") {
   const auto path = store_path("store-schema");
   {
     RunStore store(path);
-    CHECK(store.schema_version() == 4);
-    CHECK(RunStore::kSchemaVersion == 4);
+    CHECK(store.schema_version() == 5);
+    CHECK(RunStore::kSchemaVersion == 5);
     CHECK(store.path() == path);
   }
   CHECK(query_text(path, "PRAGMA journal_mode") == "wal");
-  CHECK(query_text(path, "PRAGMA user_version") == "4");
+  CHECK(query_text(path, "PRAGMA user_version") == "5");
   // Reopening an up-to-date store migrates nothing and keeps it usable.
   RunStore again(path);
-  CHECK(again.schema_version() == 4);
+  CHECK(again.schema_version() == 5);
   CHECK(again.sweeps().empty());
 }
 
@@ -118,6 +124,7 @@ TEST_CASE("a version 1 store is migrated on open and keeps its rows", "[store]")
     checkpoint = store.add_checkpoint({0, run, 1, 10, "e1.pt", 1.0, "ema(0.9)"});
   }
   // Take it back to what difflab 0.1 wrote: no weights column (nor later ones), user_version 1.
+  drop_version_5_columns(path);
   query_text(path, "ALTER TABLE metrics DROP COLUMN nfe");
   query_text(path, "ALTER TABLE checkpoints DROP COLUMN weights");
   query_text(path, "ALTER TABLE metrics DROP COLUMN better");
@@ -127,7 +134,7 @@ TEST_CASE("a version 1 store is migrated on open and keeps its rows", "[store]")
                     Catch::Contains("schema version 1") && Catch::Contains("to upgrade it"));
   {
     RunStore writer(path);  // a writer migrates
-    CHECK(writer.schema_version() == 4);
+    CHECK(writer.schema_version() == 5);
   }
   RunStore store(path, RunStore::Access::read_only);
   const auto runs = store.runs("old");
@@ -151,6 +158,7 @@ TEST_CASE("a version 2 store learns which way its metrics improve, and runs thei
     store.add_metric({checkpoint, "ddpm", "{}", "lpips", "diversity(pairs=256)", 1.0});
   }
   // What difflab wrote before plugins declared a direction: no better, no abar_T, version 2.
+  drop_version_5_columns(path);
   query_text(path, "ALTER TABLE metrics DROP COLUMN nfe");
   query_text(path, "ALTER TABLE metrics DROP COLUMN better");
   query_text(path, "ALTER TABLE runs DROP COLUMN abar_T");
@@ -180,13 +188,14 @@ TEST_CASE("a version 3 store gains the nfe column on open, NULL in the rows it h
     store.add_metric({checkpoint, "ddim(steps=10)", "{}", "mmd", "rbf", 0.125});
   }
   // What a version 3 runner wrote: no nfe column.
+  drop_version_5_columns(path);
   query_text(path, "ALTER TABLE metrics DROP COLUMN nfe");
   query_text(path, "PRAGMA user_version = 3");
   CHECK_THROWS_WITH(RunStore(path, RunStore::Access::read_only),
                     Catch::Contains("schema version 3") && Catch::Contains("to upgrade it"));
   {
     RunStore writer(path);
-    CHECK(writer.schema_version() == 4);
+    CHECK(writer.schema_version() == 5);
     // A value measured after the upgrade records its NFE beside the old ones.
     MetricRecord fresh{checkpoint, "ddim(steps=20)", "{}", "mmd", "rbf", 0.0625};
     fresh.nfe = 20;
@@ -203,6 +212,33 @@ TEST_CASE("a version 3 store gains the nfe column on open, NULL in the rows it h
   CHECK(metrics[1].nfe == 0);  // recorded before version 4: not known
   CHECK(metrics[2].nfe == 20);
   CHECK(query_text(path, "SELECT COUNT(*) FROM metrics WHERE nfe IS NULL") == "2");
+}
+
+TEST_CASE("a version 4 store gains latent_scale and terms_json on open; both round-trip", "[store]") {
+  const auto path = store_path("store-v4");
+  std::int64_t run = 0;
+  {
+    RunStore store(path);
+    run = store.add_run(make_run(store.add_sweep("old", "old.yaml", ""), 0, "hash0"));
+    store.add_losses(run, {{10, 1, 0.5, ""}});
+  }
+  drop_version_5_columns(path);
+  query_text(path, "PRAGMA user_version = 4");
+  {
+    RunStore writer(path);
+    CHECK(writer.schema_version() == 5);
+    CHECK(std::isnan(writer.run(run)->latent_scale));  // NULL in the rows it had
+    CHECK(writer.losses(run).at(0).terms_json.empty());
+    writer.set_latent_scale(run, 0.8125);
+    writer.add_losses(run, {{20, 2, 0.25, R"({"kl":12.5,"reconstruction":0.125})"}});
+  }
+  RunStore store(path, RunStore::Access::read_only);
+  CHECK(store.run(run)->latent_scale == 0.8125);
+  const auto losses = store.losses(run);
+  REQUIRE(losses.size() == 2);
+  CHECK(losses[1].terms_json == R"({"kl":12.5,"reconstruction":0.125})");
+  CHECK(store.sweep_losses("old").at(1).second.terms_json == losses[1].terms_json);
+  CHECK(query_text(path, "SELECT COUNT(*) FROM losses WHERE terms_json IS NULL") == "1");
 }
 
 TEST_CASE("nfe round-trips, NULL for checkpoint-scope values, through every read and a merge",
@@ -570,7 +606,7 @@ TEST_CASE("many losses are written quickly", "[store]") {
   const auto run_id = store.add_run(make_run(store.add_sweep("s", "", ""), 0, "h"));
   std::vector<LossRecord> losses;
   for (std::int64_t step = 0; step < 100000; ++step)
-    losses.push_back({step, step / 1000, 1.0 / (1 + step)});
+    losses.push_back({step, step / 1000, 1.0 / (1 + step), ""});
   const auto start = std::chrono::steady_clock::now();
   store.add_losses(run_id, losses);
   const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;

@@ -357,6 +357,95 @@ TEST_CASE("PSNR and LPIPS of reconstructions from x_t at the stated timesteps", 
   CHECK(recon[0].value == Approx(test.x.abs().mean().item<double>()).epsilon(1e-5));
 }
 
+TEST_CASE("autoencoder reconstructions equal to the originals: PSNR at its MSE floor, LPIPS 0, FID 0", "[image_metrics]") {
+  const auto dir = test::temp_dir("autoencoder-perfect");
+  const auto train = quadrant_images(128, 41), test = quadrant_images(64, 42);
+  const ReconstructionContext ctx{train, test, test.x, test.x.clone(), at::detail::createCPUGenerator(0)};
+
+  // MSE_i = 0 is floored at 1e-12: 10 log10(4 / 1e-12) = 126.02 dB, not infinity.
+  const auto psnr = make_metric("psnr", {})->evaluate_reconstructions(ctx);
+  REQUIRE(psnr.size() == 1);
+  CHECK(psnr[0].name == "psnr");
+  CHECK(psnr[0].variant == "autoencoder(images=64)");
+  CHECK(psnr[0].better == Better::higher);
+  CHECK(std::isfinite(psnr[0].value));
+  CHECK(psnr[0].value == Approx(10 * std::log10(4.0 / 1e-12)).epsilon(1e-6));
+
+  const auto lpips = make_metric("lpips", {{"network", fixture_lpips(dir).string()}})->evaluate_reconstructions(ctx);
+  REQUIRE(lpips.size() == 1);
+  CHECK(lpips[0].variant == "autoencoder(images=64),lpips:fixture-lpips.pt");
+  CHECK(lpips[0].better == Better::lower);
+  CHECK(lpips[0].value == 0.0);
+
+  // The originals are the test rows, so against the test split FID is 0 up to round-off.
+  const auto fid = make_metric("fid", {{"network", fixture_inception(dir).string()}})->evaluate_reconstructions(ctx);
+  REQUIRE(fid.size() == 1);
+  CHECK(fid[0].variant == "inception:fixture-inception.pt,ref=test");
+  CHECK(fid[0].better == Better::lower);
+  CHECK(fid[0].value == Approx(0.0).margin(1e-9));
+}
+
+TEST_CASE("autoencoder reconstructions shifted by 0.1: PSNR's closed form, LPIPS > 0, FID/KID/IS as of samples", "[image_metrics]") {
+  const auto dir = test::temp_dir("autoencoder-shifted");
+  const auto train = quadrant_images(128, 43), test = quadrant_images(64, 44);
+  const auto shifted = (test.x + 0.1).clamp(-1, 1);
+  const ReconstructionContext ctx{train, test, test.x, shifted, at::detail::createCPUGenerator(7)};
+
+  // PSNR_i = 10 log10(2^2 / MSE_i), averaged over the images (26.02 dB where no pixel clamps).
+  const auto mse = (shifted - test.x).pow(2).flatten(1).mean(1);
+  const double expected = (10 * torch::log10(4.0 / mse)).mean().item<double>();
+  const auto psnr = make_metric("psnr", {})->evaluate_reconstructions(ctx);
+  REQUIRE(psnr.size() == 1);
+  CHECK(psnr[0].variant == "autoencoder(images=64)");
+  CHECK(psnr[0].value == Approx(expected).epsilon(1e-6));
+  CHECK(psnr[0].value == Approx(10 * std::log10(400.0)).margin(0.5));
+
+  // The fixture LPIPS is the mean absolute difference per image.
+  const auto lpips = make_metric("lpips", {{"network", fixture_lpips(dir).string()}})->evaluate_reconstructions(ctx);
+  REQUIRE(lpips.size() == 1);
+  CHECK(lpips[0].value > 0);
+  CHECK(lpips[0].value == Approx((shifted - test.x).abs().mean().item<double>()).epsilon(1e-5));
+
+  // FID, KID and IS of the reconstructions are the sample values of the same images.
+  auto model = std::make_shared<ZeroX0>();
+  DiffusionProcess process(torch::linspace(1e-4, 0.02, 100, torch::kFloat64), torch::kCPU);
+  const MetricContext as_samples{*model, process, train, test, shifted, at::detail::createCPUGenerator(7)};
+  const auto inception = fixture_inception(dir).string();
+  const std::vector<std::pair<std::string, std::map<std::string, OptionValue>>> metrics = {
+      {"fid", {{"network", inception}}},
+      {"fid", {{"network", inception}, {"reference", std::string("train")}}},
+      {"kid", {{"network", inception}, {"subsets", std::int64_t{10}}, {"subset_size", std::int64_t{32}}}},
+      {"inception_score", {{"network", fixture_inception_with_output(dir, true).string()}, {"splits", std::int64_t{4}}}}};
+  for (const auto& [name, options] : metrics) {
+    INFO(name);
+    const auto metric = make_metric(name, options);
+    const auto recon = metric->evaluate_reconstructions(ctx), samples = metric->evaluate(as_samples);
+    REQUIRE(recon.size() == 1);
+    REQUIRE(samples.size() == 1);
+    CHECK(recon[0].name == samples[0].name);
+    CHECK(recon[0].variant == samples[0].variant);
+    CHECK(recon[0].better == samples[0].better);
+    CHECK(recon[0].value == samples[0].value);
+  }
+  const auto fid = make_metric("fid", {{"network", inception}})->evaluate_reconstructions(ctx);
+  CHECK(fid.at(0).value > 1e-3);  // the shift moves the features' mean
+}
+
+TEST_CASE("fid, kid, inception_score, psnr and lpips measure reconstructions; test_loss, mmd, wasserstein do not", "[image_metrics]") {
+  for (const auto* name : {"fid", "kid", "inception_score", "psnr", "lpips"}) {
+    INFO(name);
+    CHECK(make_metric(name, {})->measures_reconstructions());
+  }
+  const auto train = quadrant_images(8, 45), test = quadrant_images(8, 46);
+  const ReconstructionContext ctx{train, test, test.x, test.x, at::detail::createCPUGenerator(0)};
+  for (const auto* name : {"test_loss", "mmd", "wasserstein"}) {
+    INFO(name);
+    const auto metric = make_metric(name, {});
+    CHECK_FALSE(metric->measures_reconstructions());
+    CHECK(metric->evaluate_reconstructions(ctx).empty());
+  }
+}
+
 TEST_CASE("Fashion-MNIST: FID of test against train is far below FID of test against noise", "[image_metrics]") {
   auto& registry = test::plugins();
   const auto& entry = registry.get(PluginKind::dataset, "fashion_mnist");
