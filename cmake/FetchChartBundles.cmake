@@ -1,7 +1,8 @@
-# cmake -DNPM=npm -DOUT=dir -DPACKAGES="vega@5.33.1;..." -P FetchChartBundles.cmake
-# Puts each package's build/<name>.min.js (and its LICENSE) into OUT via `npm pack`. Never fails
-# the build: without the registry it warns once and leaves OUT without bundles; delete
-# OUT/unavailable.txt (or OUT) to try again.
+# cmake -DNPM=npm -DOUT=dir -DPACKAGES="vega@5.33.1;...;umap-js@1.4.0" -P FetchChartBundles.cmake
+# Puts each package's browser bundle, build/<name>.min.js (vega's packages) or lib/<name>.min.js
+# (umap-js), as OUT/<name>.min.js (and its LICENSE) via `npm pack`. Never fails the build:
+# without the registry it warns once and leaves OUT without the bundles it could not fetch (list
+# umap-js last: without it, charts still work); delete OUT/unavailable.txt (or OUT) to try again.
 set(stamp ${OUT}/packages.txt)
 if(EXISTS ${stamp})
   file(READ ${stamp} have)
@@ -28,7 +29,7 @@ foreach(package IN LISTS PACKAGES)
   string(STRIP "${tarball}" tarball)
   if(failed OR NOT EXISTS ${work}/${tarball})
     message(WARNING "difflab: could not fetch ${package} with npm (${failed}): ${error}\n"
-                    "HTML reports will say charts are unavailable.")
+                    "HTML reports will say charts (or the UMAP) are unavailable.")
     file(WRITE ${OUT}/unavailable.txt "${PACKAGES}")
     file(REMOVE_RECURSE ${work})
     return()
@@ -36,13 +37,20 @@ foreach(package IN LISTS PACKAGES)
   file(MAKE_DIRECTORY ${work}/${name})
   execute_process(COMMAND ${CMAKE_COMMAND} -E tar xzf ${work}/${tarball}
                   WORKING_DIRECTORY ${work}/${name} RESULT_VARIABLE failed)
-  if(failed OR NOT EXISTS ${work}/${name}/package/build/${name}.min.js)
-    message(WARNING "difflab: ${tarball} holds no build/${name}.min.js; charts unavailable")
+  set(bundle "")
+  foreach(folder build lib)
+    if(NOT failed AND NOT bundle AND EXISTS ${work}/${name}/package/${folder}/${name}.min.js)
+      set(bundle ${work}/${name}/package/${folder}/${name}.min.js)
+    endif()
+  endforeach()
+  if(NOT bundle)
+    message(WARNING "difflab: ${tarball} holds no build/ or lib/${name}.min.js; "
+                    "HTML reports will say it is unavailable")
     file(WRITE ${OUT}/unavailable.txt "${PACKAGES}")
     file(REMOVE_RECURSE ${work})
     return()
   endif()
-  file(RENAME ${work}/${name}/package/build/${name}.min.js ${OUT}/${name}.min.js)
+  file(RENAME ${bundle} ${OUT}/${name}.min.js)
   if(EXISTS ${work}/${name}/package/LICENSE)
     file(RENAME ${work}/${name}/package/LICENSE ${OUT}/${name}.LICENSE)
   endif()

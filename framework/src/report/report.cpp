@@ -67,7 +67,8 @@ std::string report_cell_text(const Json& value, ColumnKind kind, bool full) {
   if (value.is_number_integer()) return value.dump();
   if (value.is_number_float()) {
     const double v = value.get<double>();
-    if (kind == ColumnKind::metric) return general_double(v, full ? 17 : 4);
+    if (kind == ColumnKind::metric || kind == ColumnKind::number)
+      return general_double(v, full ? 17 : 4);
     return compact_double(v);
   }
   return value.dump();  // arrays and objects given as axis values
@@ -83,10 +84,6 @@ std::string one_line(std::string text) {
   std::replace(text.begin(), text.end(), '\n', ' ');
   std::replace(text.begin(), text.end(), '\r', ' ');
   return text;
-}
-
-bool right_aligned(ColumnKind kind) {
-  return kind == ColumnKind::integer || kind == ColumnKind::metric;
 }
 
 std::string render_table(const std::vector<Column>& columns,
@@ -111,7 +108,7 @@ std::string render_table(const std::vector<Column>& columns,
     for (std::size_t i = 0; i < texts.size(); ++i) {
       const std::string pad(widths[i] - texts[i].size(), ' ');
       if (i > 0) line += "  ";
-      line += right_aligned(columns[i].kind) ? pad + texts[i] : texts[i] + pad;
+      line += report_numeric(columns[i].kind) ? pad + texts[i] : texts[i] + pad;
     }
     line.erase(line.find_last_not_of(' ') + 1);
     out += line + "\n";
@@ -142,7 +139,7 @@ std::string render_markdown(const std::vector<Column>& columns,
   std::string out = "|";
   for (const auto& c : columns) out += " " + markdown_escape(c.header) + " |";
   out += "\n|";
-  for (const auto& c : columns) out += right_aligned(c.kind) ? " ---: |" : " --- |";
+  for (const auto& c : columns) out += report_numeric(c.kind) ? " ---: |" : " --- |";
   out += "\n";
   for (const auto& row : rows) {
     out += "|";

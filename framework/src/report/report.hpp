@@ -31,8 +31,9 @@ struct ReportOptions {
   std::string sweep;  // "" = every sweep in the store
   ReportFormat format = ReportFormat::table;
   CheckpointChoice checkpoint = CheckpointChoice::final;
-  /// html: the folder holding vega.min.js, vega-lite.min.js and vega-embed.min.js; "" looks
-  /// where the build and the install put them (see find_chart_bundles).
+  /// html: the folder holding vega.min.js, vega-lite.min.js and vega-embed.min.js (and, for the
+  /// distribution view, umap-js.min.js); "" looks where the build and the install put them (see
+  /// find_chart_bundles).
   std::string chart_dir;
   /// --by-nfe METRIC: that metric by sampler family (rows) and NFE (columns) instead of the
   /// runs table (see make_nfe_pivot); html adds it to the page. "" for the runs table.
@@ -42,8 +43,16 @@ struct ReportOptions {
 ReportFormat parse_report_format(const std::string& name);  // "md" too; InputError when unknown
 CheckpointChoice parse_checkpoint_choice(const std::string& name);  // InputError when unknown
 
-// How a column's cells are printed: axes compactly, metrics to 4 significant digits in tables.
-enum class ReportColumnKind { text, integer, axis, metric };
+// How a column's cells are printed: axes compactly, metrics and other measured numbers
+// (`number`: a latent run's latent_scale) to 4 significant digits in tables; only metric columns
+// take part in best marks, --checkpoint best and --by-nfe.
+enum class ReportColumnKind { text, integer, axis, metric, number };
+
+/// Whether a column's cells are numbers: right-aligned in tables, sorted as numbers in HTML.
+inline bool report_numeric(ReportColumnKind kind) {
+  return kind == ReportColumnKind::integer || kind == ReportColumnKind::metric ||
+         kind == ReportColumnKind::number;
+}
 
 struct ReportColumn {
   std::string header;
@@ -72,6 +81,11 @@ struct ReportTable {
 /// Reads the store and builds the table: every checkpoint and metric value for `all` and html,
 /// else only those of the checkpoints the rows show (found by index: RunStore::has_report_index).
 /// InputError for a sweep name not in the store; no rows when the store has no runs (for it).
+/// Latent diffusion: when a shown run trains an autoencoder (config "task": "autoencoder") or
+/// diffuses one's latents (config "autoencoder": {"train_hash": ...}), the column `autoencoder`
+/// says "(autoencoder)" for the former and "run N" for the latter (N: the grid index of the
+/// autoencoder run of its sweep with that train_hash; "unknown (<hash>)" when none is), null for
+/// other runs; and when a run recorded its latent_scale, a `latent_scale` column follows.
 ReportTable make_report_table(const RunStore& store, const ReportOptions& options);
 
 /// A cell as text: metric values to 4 significant digits, or every digit with `full`; "" for null.
@@ -106,8 +120,9 @@ NfePivot make_nfe_pivot(const ReportTable& table, const std::string& metric,
                         CheckpointChoice checkpoint);
 
 /// Renders the comparison of the store's runs: rows by sweep then grid index; columns `sweep`
-/// (all sweeps, when there are several), `run` (grid index), each axis, `status`, `epoch`, one
-/// per metric ("test_loss", "mmd[ddpm]", "fid{variant}[ddpm]" when fid has several variants),
+/// (all sweeps, when there are several), `run` (grid index), each axis, `autoencoder` and
+/// `latent_scale` (only when a shown run is an autoencoder or latent diffusion run: see
+/// make_report_table), `status`, `epoch`, one per metric ("test_loss", "mmd[ddpm]", "fid{variant}[ddpm]" when fid has several variants),
 /// and `reason` last when a shown run failed. Metric columns: checkpoint-scope ones first, then
 /// grouped by metric, metrics and samplers in the order they were first recorded. Missing values:
 /// "-" in tables, empty in CSV, null in JSON. InputError for a sweep name not in the store; an
@@ -119,14 +134,16 @@ std::string render_report(const RunStore& store, const ReportOptions& options);
 
 /// The self-contained HTML page of `table` (report_html.cpp): the sortable table, Vega-Lite
 /// charts of the losses and of every metric per checkpoint, of each metric a run has at 2+ NFE
-/// against NFE (log axis; with options.by_nfe, its pivot too), each run's latest pictures, all
-/// inlined. Without chart bundles in `chart_dir` the page says charts are unavailable.
+/// against NFE (log axis; with options.by_nfe, its pivot too), the distribution view (a UMAP,
+/// computed in the page by the umap-js bundle, of each distribution_json artifact at a run's
+/// shown checkpoint), each run's latest pictures, all inlined. Without chart bundles in
+/// `chart_dir` the page says charts are unavailable; without umap-js there, that UMAP is.
 std::string render_html(const ReportTable& table, const RunStore& store,
                         const ReportOptions& options);
 
 /// The first folder holding the three chart bundles: `preferred` when given (and nothing else),
 /// else $DIFFLAB_CHART_DIR, <runner>/../share/difflab/charts, the install prefix's and the build
-/// tree's folder. "" when none has them.
+/// tree's folder. "" when none has them. The umap-js bundle is looked for beside them.
 std::string find_chart_bundles(const std::string& preferred);
 
 }  // namespace difflab

@@ -24,6 +24,9 @@ namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;
 
 const char* const kBundles[] = {"vega.min.js", "vega-lite.min.js", "vega-embed.min.js"};
+// The distribution view's UMAP, from the folder of the chart bundles; inlined only into pages
+// that have a distribution view, and optional: without it that view says UMAP is unavailable.
+const char* const kUmapBundle = "umap-js.min.js";
 // Points of one run's loss curve in the chart: longer curves are thinned evenly (last kept).
 constexpr std::size_t kMaxLossPoints = 1500;
 
@@ -135,6 +138,11 @@ std::string picture_html(const Picture& p) {
   if (p.kind == "samples_grid_png") caption += "samples";
   if (p.kind == "reverse_gif") caption += "the reverse process, x_T to x_0";
   if (p.kind == "progression_png") caption += "the reverse process of one sample, x_T to x_0";
+  if (p.kind == "distribution_png")
+    caption += "samples (blue) over the test images (grey), first two principal components";
+  if (p.kind == "reconstructions_png")
+    caption += "rows of test images, each followed by their reconstructions";
+  if (p.kind == "latent_scatter_png") caption += "latent means of test images, coloured by class";
   if (!read_file(p.path, bytes)) {
     return "<figure><div class=\"note\">missing file " + escape_html(p.path) +
            "</div><figcaption>" + escape_html(caption) + "</figcaption></figure>";
@@ -148,8 +156,7 @@ std::string picture_html(const Picture& p) {
 std::string pivot_html(const NfePivot& pivot) {
   if (pivot.rows.empty()) return "<p class=\"note\">no runs recorded</p>\n";
   auto align = [&](std::size_t c) {
-    const bool num = c >= pivot.label_columns || pivot.columns[c].kind == ReportColumnKind::integer;
-    return std::string(num ? " class=\"num\">" : ">");
+    return std::string(report_numeric(pivot.columns[c].kind) ? " class=\"num\">" : ">");
   };
   std::string html =
       "<p class=\"note\">" + escape_html(pivot.caption) + "</p>\n" +
@@ -170,6 +177,67 @@ std::string pivot_html(const NfePivot& pivot) {
     html += "</tr>\n";
   }
   return html + "</tbody></table></div>\n";
+}
+
+using CheckpointIndex = std::unordered_map<std::int64_t, const CheckpointRecord*>;  // by id
+
+// Per run id, the latest (by step) of `ids`: among the checkpoints the table shows, the one the
+// NFE charts and the distribution view draw (the row's, or with --checkpoint all the latest).
+CheckpointIndex latest_per_run(const std::set<std::int64_t>& ids,
+                               const CheckpointIndex& checkpoint_of) {
+  CheckpointIndex latest;
+  for (const auto id : ids) {
+    const auto it = checkpoint_of.find(id);
+    if (it == checkpoint_of.end()) continue;
+    const auto* c = it->second;
+    auto& chosen = latest[c->run_id];
+    if (!chosen || c->step > chosen->step) chosen = c;
+  }
+  return latest;
+}
+
+// A distribution_json file ({"method": "pca", "components": K, "real": [[K numbers], ...],
+// "generated": [...], "real_labels": [...]}) as the page's UMAP takes it, into `view`: the rows
+// of K finite numbers, to 4 significant digits (a UMAP of them cannot tell, and the page gets
+// much smaller), "labels" of the real rows kept when the file has them for each, and the number
+// of rows "dropped" (a diverged sampler's NaN). False when the file is missing or no such view.
+bool read_distribution(const std::string& path, Json& view) {
+  std::string text;
+  if (!read_file(path, text)) return false;
+  const auto file = Json::parse(text, nullptr, false);
+  if (!file.is_object() || !file.contains("real") || !file.contains("generated")) return false;
+  const auto& real = file["real"];
+  if (!real.is_array() || real.empty() || !real[0].is_array() || real[0].empty()) return false;
+  const auto k = real[0].size();
+  const bool labelled = file.contains("real_labels") && file["real_labels"].is_array() &&
+                        file["real_labels"].size() == real.size();
+  Json labels = Json::array();
+  std::size_t dropped = 0;
+  for (const std::string set : {"real", "generated"}) {
+    const auto& rows = file[set];
+    if (!rows.is_array()) return false;
+    Json points = Json::array();
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const auto& row = rows[i];
+      Json point = Json::array();
+      for (std::size_t j = 0; row.is_array() && row.size() == k && j < k; ++j) {
+        if (!row[j].is_number() || !std::isfinite(row[j].get<double>())) break;
+        const auto digits = report_cell_text(row[j], ReportColumnKind::metric, false);
+        point.push_back(std::strtod(digits.c_str(), nullptr));
+      }
+      if (point.size() != k) {
+        ++dropped;
+        continue;
+      }
+      if (labelled && set == "real") labels.push_back(file["real_labels"][i]);
+      points.push_back(std::move(point));
+    }
+    view[set] = std::move(points);
+  }
+  view["components"] = k;
+  if (labelled) view["labels"] = std::move(labels);
+  view["dropped"] = dropped;
+  return true;
 }
 
 }  // namespace
@@ -211,7 +279,7 @@ std::string render_html(const ReportTable& table, const RunStore& store,
     labels.push_back(run_label(runs[i], with_sweep, sweep_name[runs[i].sweep_id]));
     run_order.push_back(labels.back());
   }
-  std::unordered_map<std::int64_t, const CheckpointRecord*> checkpoint_of;
+  CheckpointIndex checkpoint_of;
   for (const auto& c : table.checkpoints) checkpoint_of[c.id] = &c;
 
   // Chart data: losses thinned per run, metric values per (metric, variant) chart.
@@ -257,7 +325,6 @@ std::string render_html(const ReportTable& table, const RunStore& store,
 
   // Quality against model calls: each run's shown checkpoint (with --checkpoint all, its latest
   // with NFE values); a chart per (metric, variant) that some run has at 2+ NFE.
-  std::unordered_map<std::int64_t, const CheckpointRecord*> nfe_checkpoint;  // by run id
   std::set<std::int64_t> shown_checkpoints(table.row_checkpoint.begin(),
                                            table.row_checkpoint.end());
   std::set<std::int64_t> with_nfe;
@@ -265,13 +332,7 @@ std::string render_html(const ReportTable& table, const RunStore& store,
     if (m.nfe > 0 && !m.sampler.empty() && shown_checkpoints.count(m.checkpoint_id))
       with_nfe.insert(m.checkpoint_id);
   }
-  for (const auto id : with_nfe) {
-    const auto it = checkpoint_of.find(id);
-    if (it == checkpoint_of.end()) continue;
-    const auto* c = it->second;
-    auto& chosen = nfe_checkpoint[c->run_id];
-    if (!chosen || c->step > chosen->step) chosen = c;
-  }
+  const auto nfe_checkpoint = latest_per_run(with_nfe, checkpoint_of);
   struct NfeChart {
     std::string metric, variant;
     bool higher = false;
@@ -326,11 +387,44 @@ std::string render_html(const ReportTable& table, const RunStore& store,
                          ? std::optional<NfePivot>()
                          : make_nfe_pivot(table, options.by_nfe, options.checkpoint);
 
+  // The distribution view: each run's shown checkpoint (the latest with --checkpoint all) that
+  // has distribution_json artifacts, one view per sampler, runs in the table's order.
+  std::set<std::int64_t> with_view;
+  for (const auto& a : table.artifacts) {
+    if (a.kind == "distribution_json" && shown_checkpoints.count(a.checkpoint_id))
+      with_view.insert(a.checkpoint_id);
+  }
+  const auto view_checkpoint = latest_per_run(with_view, checkpoint_of);
+  std::vector<std::pair<std::size_t, const ArtifactRecord*>> view_files;  // (run index, file)
+  for (const auto& a : table.artifacts) {
+    if (a.kind != "distribution_json") continue;
+    const auto c = checkpoint_of.find(a.checkpoint_id);
+    if (c == checkpoint_of.end()) continue;
+    const auto chosen = view_checkpoint.find(c->second->run_id);
+    if (chosen == view_checkpoint.end() || chosen->second != c->second) continue;
+    view_files.emplace_back(run_index[c->second->run_id], &a);
+  }
+  std::stable_sort(view_files.begin(), view_files.end(),
+                   [](const auto& x, const auto& y) { return x.first < y.first; });
+  Json distributions = Json::array();
+  std::vector<std::string> unreadable_views;
+  for (const auto& [run, file] : view_files) {
+    Json view = {{"run", labels[run]},
+                 {"sampler", file->sampler},
+                 {"epoch", checkpoint_of[file->checkpoint_id]->epoch}};
+    if (read_distribution(file->path, view)) {
+      distributions.push_back(std::move(view));
+    } else {
+      unreadable_views.push_back(file->path);
+    }
+  }
+
   const Json data = {{"run_order", run_order},
                      {"losses", losses},
                      {"charts", charts},
                      {"metrics", metric_points},
-                     {"nfe_charts", nfe_chart_data}};
+                     {"nfe_charts", nfe_chart_data},
+                     {"distributions", distributions}};
 
   const auto bundle_dir = find_chart_bundles(options.chart_dir);
   std::string bundles;
@@ -341,6 +435,11 @@ std::string render_html(const ReportTable& table, const RunStore& store,
       break;
     }
     bundles += "<script>" + script_safe(text) + "</script>\n";
+  }
+  std::string umap;  // drawn by Vega-Lite: of no use without the chart bundles
+  if (!distributions.empty() && !bundles.empty() &&
+      read_file(fs::path(bundle_dir) / kUmapBundle, umap)) {
+    bundles += "<script>" + script_safe(umap) + "</script>\n";
   }
 
   int done = 0, failed = 0, running = 0, pending = 0;
@@ -404,7 +503,7 @@ std::string render_html(const ReportTable& table, const RunStore& store,
     if (!table.footer.empty()) html += " " + escape_html(table.footer);
     html += "</p>\n<div class=\"table-wrap\"><table class=\"runs\" id=\"runs\">\n<thead><tr>";
     for (const auto& column : table.columns) {
-      const bool num = column.kind == ReportColumnKind::integer || column.kind == ReportColumnKind::metric;
+      const bool num = report_numeric(column.kind);
       html += std::string("<th") + (num ? " class=\"num\"" : "") + ">" + escape_html(column.header) +
               "<span class=\"arrow\"></span></th>";
     }
@@ -416,8 +515,7 @@ std::string render_html(const ReportTable& table, const RunStore& store,
       for (std::size_t c = 0; c < table.columns.size(); ++c) {
         const auto& column = table.columns[c];
         const auto& value = table.rows[r][c];
-        const bool num = column.kind == ReportColumnKind::integer || column.kind == ReportColumnKind::metric;
-        std::string classes = num ? "num" : "";
+        std::string classes = report_numeric(column.kind) ? "num" : "";
         if (column.header == "reason" && column.kind == ReportColumnKind::text) classes = "reason";
         if (best[c] && value.is_number() && value.get<double>() == *best[c]) classes += " best";
         const auto sort_value = report_cell_text(value, column.kind, true);
@@ -478,9 +576,46 @@ std::string render_html(const ReportTable& table, const RunStore& store,
     html += "</div>\n";
   }
 
+  // Where samples lie among the data: a UMAP per run and sampler, computed in the page (it
+  // takes a second or two a view: the first on load, the others when chosen); no section
+  // without distribution views.
+  if (!distributions.empty() || !unreadable_views.empty()) {
+    html +=
+        "<h2>Distribution view</h2>\n<p class=\"note\">Where the generated samples lie among "
+        "the real test images: a UMAP (McInnes et al. 2018) of both, computed in this page "
+        "(umap-js, seeded: the same picture each time) from their coordinates on the first "
+        "principal components of the real images, at the checkpoint the table shows. Real "
+        "images grey, generated samples blue: blue away from grey is unlike the data, grey "
+        "without blue is a part of the data the model misses.</p>\n";
+    if (umap.empty() && !distributions.empty()) {
+      html += "<div class=\"banner\" id=\"umap-unavailable\">UMAP unavailable: the umap-js "
+              "bundle was not found when this report was written (the build fetches it with npm, "
+              "with the chart bundles). Each run's pictures below show the same points on the "
+              "first two principal components.</div>\n";
+    }
+    for (const auto& path : unreadable_views) {
+      html += "<p class=\"note\">missing or unreadable file " + escape_html(path) + "</p>\n";
+    }
+    if (!distributions.empty()) {
+      html += "<div class=\"card-chart umap-card\"><label class=\"toggle\">run and sampler "
+              "<select id=\"umap-select\">";
+      for (std::size_t i = 0; i < distributions.size(); ++i) {
+        const auto& view = distributions[i];
+        html += "<option value=\"" + std::to_string(i) + "\">" +
+                escape_html(view["run"].get<std::string>() + ": " +
+                            view["sampler"].get<std::string>() + " (epoch " +
+                            std::to_string(view["epoch"].get<std::int64_t>()) + ")") +
+                "</option>";
+      }
+      html += "</select></label>\n<div class=\"chart\" id=\"umap-view\" "
+              "data-state=\"pending\"></div></div>\n";
+    }
+  }
+
   // Pictures: each run's latest checkpoint that has any, in the order they were recorded.
-  static const std::set<std::string> kPictureKinds = {"scatter_png", "samples_grid_png",
-                                                      "reverse_gif", "progression_png"};
+  static const std::set<std::string> kPictureKinds = {
+      "scatter_png",      "samples_grid_png",    "reverse_gif",       "progression_png",
+      "distribution_png", "reconstructions_png", "latent_scatter_png"};
   std::vector<const CheckpointRecord*> latest(runs.size(), nullptr);
   for (const auto& a : table.artifacts) {
     if (!kPictureKinds.count(a.kind)) continue;
@@ -497,7 +632,8 @@ std::string render_html(const ReportTable& table, const RunStore& store,
   }
   html += "<h2>Samples</h2>\n<p class=\"note\">Each run's latest checkpoint with pictures: 2-D "
           "runs show their samples over the data and the reverse process of the first sampler "
-          "as an animation; image runs their sample grid and the denoising strip.</p>\n"
+          "as an animation; image runs their sample grid, the denoising strip and their samples "
+          "over the test images; autoencoder runs their reconstructions and latent means.</p>\n"
           "<div class=\"runs-pictures\">\n";
   for (std::size_t i = 0; i < runs.size(); ++i) {
     const auto& run = runs[i];

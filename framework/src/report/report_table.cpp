@@ -68,6 +68,43 @@ std::optional<std::size_t> best_key_column(const std::vector<MetricKey>& columns
   return std::nullopt;
 }
 
+// The `autoencoder` cell of each run: "(autoencoder)" for a run that trains one, "run N" for a
+// latent diffusion run (N: the grid index of the autoencoder run of its sweep whose train_hash
+// its config names; the first when several share it), null for other runs. Empty when no run is
+// either, so reports of other sweeps keep their columns.
+std::vector<Json> autoencoder_cells(const std::vector<RunRecord>& runs) {
+  std::vector<Json> cells(runs.size());
+  std::vector<std::string> used(runs.size());  // a latent run's autoencoder train_hash
+  std::map<std::pair<std::int64_t, std::string>, std::int64_t> trained;  // (sweep, hash) -> index
+  bool any = false;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    // Most runs are neither: skip parsing their config (a report may show 10,000 runs).
+    if (runs[i].config_json.find("\"autoencoder\"") == std::string::npos) continue;
+    const auto config = Json::parse(runs[i].config_json, nullptr, false);
+    if (!config.is_object()) continue;
+    const auto task = config.find("task");
+    const auto autoencoder = config.find("autoencoder");
+    if (task != config.end() && *task == "autoencoder") {
+      cells[i] = "(autoencoder)";
+      trained.emplace(std::make_pair(runs[i].sweep_id, runs[i].train_hash), runs[i].grid_index);
+      any = true;
+    } else if (autoencoder != config.end() && autoencoder->is_object()) {
+      const auto hash = autoencoder->find("train_hash");
+      if (hash == autoencoder->end() || !hash->is_string()) continue;
+      used[i] = hash->get<std::string>();
+      any = true;
+    }
+  }
+  if (!any) return {};
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    if (used[i].empty()) continue;
+    const auto it = trained.find({runs[i].sweep_id, used[i]});
+    cells[i] = it != trained.end() ? "run " + std::to_string(it->second)
+                                   : "unknown (" + used[i] + ")";
+  }
+  return cells;
+}
+
 }  // namespace
 
 ReportTable make_report_table(const RunStore& store, const ReportOptions& options) {
@@ -244,17 +281,21 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
     }
   }
   std::set<std::int64_t> shown_sweeps;
-  bool any_failed = false;
+  bool any_failed = false, any_latent_scale = false;
   for (const auto& r : runs) {
     shown_sweeps.insert(r.sweep_id);
     any_failed = any_failed || r.status == RunStatus::failed;
+    any_latent_scale = any_latent_scale || std::isfinite(r.latent_scale);
   }
+  const auto autoencoder = autoencoder_cells(runs);
   const bool sweep_column = options.sweep.empty() && shown_sweeps.size() > 1;
 
   auto& columns = table.columns;
   if (sweep_column) columns.push_back({"sweep", ColumnKind::text, ""});
   columns.push_back({"run", ColumnKind::integer, ""});
   for (const auto& name : axis_names) columns.push_back({name, ColumnKind::axis, ""});
+  if (!autoencoder.empty()) columns.push_back({"autoencoder", ColumnKind::text, ""});
+  if (any_latent_scale) columns.push_back({"latent_scale", ColumnKind::number, ""});
   columns.push_back({"status", ColumnKind::text, ""});
   columns.push_back({"epoch", ColumnKind::integer, ""});
   const std::size_t first_metric_column = columns.size();
@@ -275,6 +316,9 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
     const auto& run_axes = axes[run_index[run.id]];
     for (const auto& name : axis_names)
       row.push_back(run_axes.contains(name) ? run_axes[name] : Json());
+    if (!autoencoder.empty()) row.push_back(autoencoder[run_index[run.id]]);
+    if (any_latent_scale)
+      row.push_back(std::isfinite(run.latent_scale) ? Json(run.latent_scale) : Json());
     row.emplace_back(run_status_name(run.status));
     row.push_back(s.checkpoint ? Json(s.checkpoint->epoch) : Json());
     for (const auto& value : values_of(s.checkpoint)) row.push_back(value ? Json(*value) : Json());

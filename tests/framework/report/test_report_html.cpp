@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "difflab/errors.hpp"
+#include "framework/report/html_page.hpp"
 #include "io/gif_io.hpp"
 #include "io/image_io.hpp"
 #include "report/report.hpp"
@@ -19,6 +20,8 @@ using difflab::CheckpointChoice;
 using difflab::ReportFormat;
 using difflab::ReportOptions;
 using difflab::RunStore;
+using difflab::test::count;
+using difflab::test::page_data;
 namespace fs = std::filesystem;
 
 namespace {
@@ -30,12 +33,6 @@ std::string read_text(const fs::path& path) {
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-std::size_t count(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
 }
 
 std::string decode_base64(const std::string& text) {
@@ -53,15 +50,6 @@ std::string decode_base64(const std::string& text) {
     }
   }
   return out;
-}
-
-// The data the page's charts draw: the JSON in <script id="difflab-data">.
-nlohmann::json page_data(const std::string& html) {
-  const std::string open = "<script type=\"application/json\" id=\"difflab-data\">";
-  const auto begin = html.find(open);
-  REQUIRE(begin != std::string::npos);
-  const auto end = html.find("</script>", begin);
-  return nlohmann::json::parse(html.substr(begin + open.size(), end - begin - open.size()));
 }
 
 // Two done 2-D runs with 3 checkpoints (losses per epoch; a scatter, a GIF and a missing file on
@@ -89,12 +77,12 @@ std::string make_store(const fs::path& dir) {
     record.axes_json = axes[run];
     const auto run_id = store.add_run(record);
     if (run == 2) {
-      store.add_losses(run_id, {{10, 1, 2.0}, {20, 2, 1.0}});
+      store.add_losses(run_id, {{10, 1, 2.0, ""}, {20, 2, 1.0, ""}});
       store.mark_failed(run_id, kReason);
       continue;
     }
     std::vector<difflab::LossRecord> losses;
-    for (int e = 1; e <= 30; ++e) losses.push_back({10 * e, e, 1.0 / (e + run)});
+    for (int e = 1; e <= 30; ++e) losses.push_back({10 * e, e, 1.0 / (e + run), ""});
     store.add_losses(run_id, losses);
     for (int k = 0; k < 3; ++k) {
       const auto c = store.add_checkpoint({0, run_id, 10 * (k + 1), 100 * (k + 1), "", 0});

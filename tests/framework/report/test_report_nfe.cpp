@@ -8,6 +8,7 @@
 #include "difflab/errors.hpp"
 #include "report/report.hpp"
 #include "support.hpp"
+#include "framework/report/html_page.hpp"
 #include "framework/report/text_lines.hpp"
 
 using Catch::Matchers::Contains;
@@ -17,6 +18,7 @@ using difflab::ReportFormat;
 using difflab::ReportOptions;
 using difflab::RunStore;
 using difflab::sampler_family;
+using difflab::test::page_data;
 
 namespace {
 
@@ -96,15 +98,6 @@ std::string input_error(Fn&& fn) {
   }
   FAIL("expected an InputError");
   return "";
-}
-
-// The data the page's charts draw: the JSON in <script id="difflab-data">.
-nlohmann::json page_data(const std::string& html) {
-  const std::string open = "<script type=\"application/json\" id=\"difflab-data\">";
-  const auto begin = html.find(open);
-  REQUIRE(begin != std::string::npos);
-  const auto end = html.find("</script>", begin);
-  return nlohmann::json::parse(html.substr(begin + open.size(), end - begin - open.size()));
 }
 
 }  // namespace

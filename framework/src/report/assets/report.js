@@ -1,6 +1,8 @@
-// Sorting the table, the charts, and the marks the browser test reads: each chart element gets
-// data-state (ok, empty, error, unavailable) and data-marks (drawn line and point paths); the
-// body gets data-ready and data-errors once every chart settled.
+// Sorting the table, the charts, the distribution view's UMAP, and the marks the browser test
+// reads: each chart element gets data-state (ok, empty, error, unavailable) and data-marks (drawn
+// line and point paths), the UMAP's also data-points and data-drawn (the points it embeds, and
+// those drawn); the body gets data-ready and data-errors once every chart (and the first UMAP)
+// settled.
 (function () {
   var data = JSON.parse(document.getElementById('difflab-data').textContent);
 
@@ -139,5 +141,105 @@
     jobs.push(render(el, {height: 260, data: {values: chart.values},
                           mark: {type: 'line', point: {size: 36}, strokeWidth: 1.6}, encoding: encoding}));
   });
+
+  // The distribution view: a UMAP (McInnes et al. 2018) of one run's real and generated points
+  // (data.distributions), computed here by umap-js in slices of epochs so that the page stays
+  // responsive, then drawn as a scatter. The first view on load, the others when chosen.
+
+  // mulberry32: a small seeded generator for umap-js's random choices, so that a view's
+  // embedding is the same each time the page opens.
+  function seeded(seed) {
+    return function () {
+      seed = (seed + 0x6D2B79F5) | 0;
+      var t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  var umapTurn = 0, umapView = null;  // the view being computed or shown; its Vega view
+  // The 2-D embedding of `points`, or null when another view was chosen before it finished.
+  function embed(points, turn) {
+    return new Promise(function (resolve, reject) {
+      var umap = new UMAP.UMAP({nComponents: 2, nNeighbors: Math.min(15, points.length - 1),
+                                minDist: 0.1, random: seeded(1)});
+      var epochs = umap.initializeFit(points);
+      (function slice() {
+        if (turn !== umapTurn) return resolve(null);
+        try {
+          var until = Date.now() + 40, epoch;
+          do { epoch = umap.step(); } while (epoch < epochs && Date.now() < until);
+          if (epoch < epochs) return setTimeout(slice, 0);
+          resolve(umap.getEmbedding());
+        } catch (e) {
+          reject(e);
+        }
+      })();
+    });
+  }
+
+  function drawUmap(index) {
+    var view = data.distributions[index], turn = ++umapTurn;
+    var points = view.real.concat(view.generated);
+    if (umapView) { umapView.finalize(); umapView = null; }
+    umapEl.removeAttribute('data-marks');
+    umapEl.removeAttribute('data-drawn');
+    umapEl.setAttribute('data-points', String(points.length));
+    umapEl.setAttribute('data-state', 'pending');
+    if (points.length < 3) {
+      umapEl.setAttribute('data-state', 'empty');
+      umapEl.textContent = 'too few points for a UMAP';
+      return Promise.resolve();
+    }
+    umapEl.textContent = 'computing the UMAP of ' + points.length + ' points\u2026';
+    return embed(points, turn).then(function (xy) {
+      if (!xy) return;
+      var values = xy.map(function (p, i) {
+        var real = i < view.real.length;
+        var v = {x: p[0], y: p[1], set: real ? 'real' : 'generated', row: real ? i : i - view.real.length};
+        if (real && view.labels) v['class'] = view.labels[i];
+        return v;
+      });
+      var tooltip = [{field: 'set', title: 'points'}, {field: 'row', type: 'quantitative'}];
+      if (view.labels) tooltip.push({field: 'class', type: 'nominal'});
+      var subtitle = view.real.length + ' test images (grey), ' + view.generated.length + ' samples (blue)' +
+                     (view.dropped ? ', ' + view.dropped + ' rows left out (not finite)' : '') +
+                     ', from ' + view.components + ' principal components';
+      umapEl.textContent = '';
+      return render(umapEl, {
+        height: 420,
+        title: {text: subtitle, anchor: 'start', fontSize: 12, fontWeight: 'normal', color: '#5f6b7a'},
+        data: {values: values},
+        mark: {type: 'circle', size: 26, opacity: 0.8},
+        encoding: {
+          x: {field: 'x', type: 'quantitative', title: 'UMAP 1', scale: {zero: false}, axis: {labels: false, ticks: false}},
+          y: {field: 'y', type: 'quantitative', title: 'UMAP 2', scale: {zero: false}, axis: {labels: false, ticks: false}},
+          color: {field: 'set', type: 'nominal', title: null,
+                  scale: {domain: ['real', 'generated'], range: ['#9aa4af', '#1f77b4']}},
+          tooltip: tooltip
+        }
+      }).then(function (r) {
+        // The points drawn (data-marks also counts the legend's symbols).
+        umapEl.setAttribute('data-drawn', String(umapEl.querySelectorAll('.mark-symbol.role-mark path').length));
+        if (turn === umapTurn) umapView = r || null; else if (r) r.finalize();
+      });
+    }).catch(function (e) {
+      umapEl.setAttribute('data-state', 'error');
+      window.__difflabErrors.push('UMAP: ' + (e && e.message ? e.message : e));
+    });
+  }
+
+  var umapEl = document.getElementById('umap-view');
+  if (umapEl && data.distributions.length) {
+    if (typeof UMAP === 'undefined' || typeof UMAP.UMAP !== 'function') {
+      umapEl.className += ' unavailable';
+      umapEl.setAttribute('data-state', 'unavailable');
+      umapEl.textContent = 'UMAP unavailable: the umap-js bundle was not found when this report was written.';
+    } else {
+      var select = document.getElementById('umap-select');
+      jobs.push(drawUmap(0));
+      select.addEventListener('change', function () { drawUmap(Number(select.value)); });
+    }
+  }
   Promise.all(jobs).then(finish, finish);
 })();
