@@ -106,12 +106,11 @@ std::string make_store(const fs::path& dir) {
 
 std::string html_report(const std::string& path, const std::string& chart_dir,
                         CheckpointChoice choice = CheckpointChoice::final) {
-  RunStore store(path, RunStore::Access::read_only);
   ReportOptions options;
   options.format = ReportFormat::html;
   options.checkpoint = choice;
   options.chart_dir = chart_dir;
-  return difflab::render_report(store, options);
+  return difflab::test::render_store(path, options);
 }
 
 }  // namespace

@@ -114,12 +114,11 @@ std::string make_store(const fs::path& dir) {
 
 std::string report(const std::string& path, ReportFormat format, const std::string& sweep,
                    const std::string& chart_dir = "") {
-  RunStore store(path, RunStore::Access::read_only);
   ReportOptions options;
   options.sweep = sweep;
   options.format = format;
   options.chart_dir = chart_dir;
-  return difflab::render_report(store, options);
+  return difflab::test::render_store(path, options);
 }
 
 }  // namespace
