@@ -6,11 +6,13 @@
 #include <torch/script.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 
 #include "difflab/errors.hpp"
 
@@ -399,6 +401,62 @@ double kernel_inception_distance(const torch::Tensor& a, const torch::Tensor& b,
                  .item<double>();
   }
   return total / static_cast<double>(subsets);
+}
+
+namespace {
+
+constexpr std::int64_t kDistanceBlock = 1024;  // rows per block of a distance matrix
+
+// Euclidean distances [rows of a, rows of b], each sqrt(sum (a_i - b_j)^2) without the
+// |a|^2 + |b|^2 - 2 a.b expansion (cdist's donot_use_mm_for_euclid_dist): d(x, x) = 0 exactly and
+// d(x, y) = d(y, x) bit for bit, so ties fall the same way in every matrix.
+torch::Tensor distances(const torch::Tensor& a, const torch::Tensor& b) { return torch::cdist(a, b, 2.0, 2); }
+
+// Distance from each row of x to its k-th nearest neighbour among the other rows: the (k+1)-th
+// smallest of its distances, its own 0 included (prdc's get_kth_value(..., k + 1)).
+torch::Tensor knn_radii(const torch::Tensor& x, std::int64_t k) {
+  std::vector<torch::Tensor> parts;
+  for (std::int64_t start = 0; start < x.size(0); start += kDistanceBlock) {
+    const auto rows = x.slice(0, start, std::min(start + kDistanceBlock, x.size(0)));
+    parts.push_back(std::get<0>(distances(rows, x).kthvalue(k + 1, 1)));
+  }
+  return torch::cat(parts);
+}
+
+}  // namespace
+
+Prdc precision_recall_density_coverage(const torch::Tensor& real, const torch::Tensor& fake, std::int64_t k) {
+  if (k < 1) throw InputError("precision and recall need k >= 1, got " + std::to_string(k));
+  if (real.dim() != 2 || fake.dim() != 2 || real.size(1) != fake.size(1)) {
+    throw InputError("precision and recall need two feature matrices [rows, D] of one D, got " +
+                     c10::str(real.sizes()) + " and " + c10::str(fake.sizes()));
+  }
+  const auto r = real.to(torch::kCPU, torch::kDouble).contiguous();
+  const auto f = fake.to(torch::kCPU, torch::kDouble).contiguous();
+  const auto n = r.size(0), m = f.size(0);
+  if (n <= k || m <= k) {
+    throw InputError("precision and recall with k = " + std::to_string(k) + " need more than " + std::to_string(k) +
+                     " rows in each set, got " + std::to_string(n) + " real and " + std::to_string(m) + " fake");
+  }
+  const auto radius_real = knn_radii(r, k), radius_fake = knn_radii(f, k);
+  std::int64_t precise = 0;  // fakes inside some real row's ball
+  std::int64_t inside = 0;   // (fake, real ball) pairs with the fake inside
+  auto recalled = torch::zeros({n}, torch::kBool);  // reals inside some fake row's ball
+  auto nearest_fake = torch::full({n}, std::numeric_limits<double>::infinity(), torch::kDouble);
+  for (std::int64_t start = 0; start < m; start += kDistanceBlock) {
+    const auto end = std::min(start + kDistanceBlock, m);
+    const auto d = distances(f.slice(0, start, end), r);     // [fakes of the block, n]
+    const auto in_real_ball = d < radius_real.unsqueeze(0);  // |F_j - R_i| < r(R_i)
+    precise += in_real_ball.any(1).sum().item<std::int64_t>();
+    inside += in_real_ball.sum().item<std::int64_t>();
+    recalled.logical_or_((d < radius_fake.slice(0, start, end).unsqueeze(1)).any(0));  // < r(F_j)
+    nearest_fake = torch::minimum(nearest_fake, d.amin({0}));
+  }
+  const auto recall_count = recalled.sum().item<std::int64_t>();
+  const auto covered = (nearest_fake < radius_real).sum().item<std::int64_t>();
+  const auto count = [](std::int64_t c) { return static_cast<double>(c); };
+  return {count(precise) / count(m), count(recall_count) / count(n), count(inside) / (count(k) * count(m)),
+          count(covered) / count(n)};
 }
 
 double inception_score(const torch::Tensor& probabilities, std::int64_t splits) {

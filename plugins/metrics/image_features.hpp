@@ -1,6 +1,6 @@
 #pragma once
-// What the image metrics (fid, kid, inception_score, lpips, psnr) share: feature extractors and
-// the statistics on their features. Compiled into each of those plugins (a static library), not
+// What the image metrics (fid, kid, precision_recall, inception_score, lpips, psnr) share:
+// feature extractors and the statistics on their features. Compiled into each of those plugins (a static library), not
 // part of difflab's public API.
 #include <cstdint>
 #include <filesystem>
@@ -100,6 +100,26 @@ double frechet_distance(const Gaussian& a, const Gaussian& b);
 /// `subsets` random subsets of `subset_size` rows of each set (Binkowski et al. 2018).
 double kernel_inception_distance(const torch::Tensor& a, const torch::Tensor& b, std::int64_t subsets,
                                  std::int64_t subset_size, torch::Generator& generator);
+
+/// Improved precision and recall (Kynkaanniemi et al. 2019) and density and coverage (Naeem et al.
+/// 2020) of `fake` feature rows F_1..F_M against `real` rows R_1..R_N, as the reference
+/// implementation computes them (clovaai/generative-evaluation-prdc, prdc/prdc.py, compute_prdc):
+/// r(R_i) and r(F_j) are the distances to the k-th nearest neighbour in the row's own set, the row
+/// itself excluded (the (k+1)-th smallest of its distances, its own 0 included), and every
+/// comparison is strict, as prdc's:
+///   precision = 1/M  sum_j 1[exists i: |F_j - R_i| < r(R_i)]
+///   recall    = 1/N  sum_i 1[exists j: |R_i - F_j| < r(F_j)]
+///   density   = 1/kM sum_j #{i: |F_j - R_i| < r(R_i)}
+///   coverage  = 1/N  sum_i 1[min_j |R_i - F_j| < r(R_i)]
+/// (Kynkaanniemi et al.'s paper and code count a distance equal to the radius in; only ties differ.)
+/// Distances are float64 sqrt(sum (x - y)^2), computed directly in blocks of rows, so a row's
+/// distance to itself is exactly 0 and d(x, y) equals d(y, x) bit for bit: a set of distinct rows
+/// against itself gives exactly 1, 1, 1, 1. InputError unless both are [rows, D] of one D with more
+/// than k rows each.
+struct Prdc {
+  double precision, recall, density, coverage;
+};
+Prdc precision_recall_density_coverage(const torch::Tensor& real, const torch::Tensor& fake, std::int64_t k);
 
 /// exp(E_x KL(p(y|x) || p(y))) (Salimans et al. 2016, sec. 4), averaged over min(splits, N)
 /// splits of rows [i N / s, (i + 1) N / s), as StyleGAN2-ADA and torch-fidelity split.

@@ -20,8 +20,8 @@ void validate_autoencoder_run(const Registry& registry, const RunConfig& run, co
   for (const auto& m : run.evaluation.metrics) {
     if (!registry.make_metric(m.plugin, m.options)->measures_reconstructions()) {
       throw InputError(where + "evaluation.metrics '" + m.label +
-                       "' does not measure an autoencoder's reconstructions (fid, kid, inception_score, psnr and "
-                       "lpips do)");
+                       "' does not measure an autoencoder's reconstructions (fid, kid, inception_score, precision_recall, "
+                       "psnr and lpips do)");
     }
   }
   if (run.train.ema_decay > 0) {

@@ -169,6 +169,76 @@ TEST_CASE("KID is torch-fidelity's unbiased MMD^2 with the kernel (x.y / d + 1)^
   CHECK(kernel_inception_distance(x, y, 7, 3, gen) == Approx(17.0 / 36.0).epsilon(1e-12));
 }
 
+TEST_CASE("precision, recall, density, coverage: 1 against itself, 0 against a far set", "[image_metrics]") {
+  auto gen = at::detail::createCPUGenerator(6);
+  const auto x = torch::randn({300, 8}, gen, torch::kDouble);
+  // Each row is inside its own ball (distance 0), and exactly k rows of the set lie strictly
+  // inside a row's radius (itself and its k - 1 nearest), so density is k N / (k N) = 1.
+  for (const std::int64_t k : {1, 3, 5}) {
+    INFO("k = " << k);
+    for (const auto& fake : {x, x.clone()}) {
+      const auto v = precision_recall_density_coverage(x, fake, k);
+      CHECK(v.precision == 1.0);
+      CHECK(v.recall == 1.0);
+      CHECK(v.density == 1.0);
+      CHECK(v.coverage == 1.0);
+    }
+    const auto far = precision_recall_density_coverage(x, x + 100.0, k);
+    CHECK(far.precision == 0.0);
+    CHECK(far.recall == 0.0);
+    CHECK(far.density == 0.0);
+    CHECK(far.coverage == 0.0);
+  }
+  CHECK_THROWS_WITH(precision_recall_density_coverage(x.slice(0, 0, 3), x, 3),
+                    Catch::Contains("need more than 3 rows in each set, got 3 real and 300 fake"));
+  CHECK_THROWS_AS(precision_recall_density_coverage(x, x.slice(1, 0, 4), 3), InputError);
+}
+
+TEST_CASE("precision, recall, density, coverage by hand: prdc's strict comparisons at the radius", "[image_metrics]") {
+  // 1-D, k = 1. Real R = {-1, 0, 1}: radii (nearest other real) r(-1) = r(0) = r(1) = 1.
+  // Fake F = {0, 0.5, 2}: radii r(0) = r(0.5) = 0.5, r(2) = 1.5.
+  // precision: F=0 is inside R=0's ball (0 < 1); F=0.5 inside R=0's (0.5 < 1); F=2 is at
+  //   distance 1 = r(1) of R=1, on the boundary, so outside: 2/3.
+  // recall: R=-1 is 1, 1.5, 3 from the fakes, no radius above that: out; R=0 is inside F=0's
+  //   ball (0 < 0.5); R=1 is on F=0.5's boundary (0.5) but inside F=2's (1 < 1.5): 2/3.
+  // density: F=0 is strictly inside R=0's ball only (R=-1 and R=1 are at distance 1 = radius);
+  //   F=0.5 inside R=0's and R=1's; F=2 inside none: (1 + 2 + 0) / (k M = 3) = 1.
+  // coverage: nearest fakes 1 (R=-1, = its radius: not covered), 0 (R=0), 0.5 (R=1): 2/3.
+  // (Counting distances equal to a radius in, as Kynkaanniemi et al. do, would give 1, 2/3, 2, 1.)
+  const auto real = torch::tensor({-1.0, 0.0, 1.0}, torch::kDouble).unsqueeze(1);
+  const auto fake = torch::tensor({0.0, 0.5, 2.0}, torch::kDouble).unsqueeze(1);
+  const auto v = precision_recall_density_coverage(real, fake, 1);
+  CHECK(v.precision == 2.0 / 3.0);
+  CHECK(v.recall == 2.0 / 3.0);
+  CHECK(v.density == 1.0);
+  CHECK(v.coverage == 2.0 / 3.0);
+}
+
+TEST_CASE("precision, recall, density, coverage in blocks of rows equal the whole distance matrix's", "[image_metrics]") {
+  // More rows than one block (1024) on both sides, the fakes a wider, shifted draw.
+  auto gen = at::detail::createCPUGenerator(8);
+  const auto real = torch::randn({1500, 4}, gen, torch::kDouble);
+  const auto fake = 2.0 * torch::randn({1100, 4}, gen, torch::kDouble) + 1.0;
+  const std::int64_t k = 3;
+  const auto d_rr = torch::cdist(real, real, 2.0, 2), d_ff = torch::cdist(fake, fake, 2.0, 2);
+  const auto d = torch::cdist(real, fake, 2.0, 2);  // [N, M], as prdc's distance_real_fake
+  const auto radius_real = std::get<0>(d_rr.kthvalue(k + 1, 1)), radius_fake = std::get<0>(d_ff.kthvalue(k + 1, 1));
+  const auto in_real_balls = d < radius_real.unsqueeze(1);
+  const double precision = in_real_balls.any(0).to(torch::kDouble).mean().item<double>();
+  const double recall = (d < radius_fake.unsqueeze(0)).any(1).to(torch::kDouble).mean().item<double>();
+  const double density = in_real_balls.sum(0).to(torch::kDouble).mean().item<double>() / k;
+  const double coverage = (d.amin({1}) < radius_real).to(torch::kDouble).mean().item<double>();
+  const auto v = precision_recall_density_coverage(real, fake, k);
+  std::cout << "precision " << v.precision << ", recall " << v.recall << ", density " << v.density << ", coverage "
+            << v.coverage << "\n";
+  CHECK(v.precision == Approx(precision).epsilon(1e-12));
+  CHECK(v.recall == Approx(recall).epsilon(1e-12));
+  CHECK(v.density == Approx(density).epsilon(1e-12));
+  CHECK(v.coverage == Approx(coverage).epsilon(1e-12));
+  CHECK(v.precision > 0.1);  // neither all nor nothing, so the comparison means something
+  CHECK(v.precision < 0.9);
+}
+
 TEST_CASE("Inception score: split s holds rows i N / s up to (i + 1) N / s, and the mean divides by the splits made", "[image_metrics]") {
   const auto one_hot = [](std::vector<std::int64_t> classes) {
     return torch::one_hot(torch::tensor(classes, torch::kLong), 3).to(torch::kDouble);
@@ -243,6 +313,136 @@ TEST_CASE("a TorchScript Inception given by path is loaded, used and named", "[i
   CHECK_THROWS_WITH(make_metric("kid", {{"network", (dir / "text.pt").string()}}),
                     Catch::Contains("text.pt: not a TorchScript module"));
   CHECK_THROWS_AS(make_metric("lpips", {{"network", (dir / "text.pt").string()}}), InputError);
+}
+
+TEST_CASE("precision_recall through the registry: samples equal to the test images give precision and recall 1", "[image_metrics]") {
+  const auto dir = test::temp_dir("precision-recall");
+  const auto path = fixture_inception(dir);
+  const auto inception = load_inception(path);
+  const auto data = quadrant_images(300, 1), test = quadrant_images(200, 2);
+  auto model = std::make_shared<ZeroX0>();
+  DiffusionProcess process(torch::linspace(1e-4, 0.02, 100, torch::kFloat64), torch::kCPU);
+  const auto metric = make_metric("precision_recall", {{"network", path.string()}});
+  CHECK(metric->measures_reconstructions());
+  MetricContext same{*model, process, data, test, test.x, at::detail::createCPUGenerator(0)};
+  const auto values = metric->evaluate(same);
+  REQUIRE(values.size() == 4);
+  const std::vector<std::string> names = {"precision", "recall", "density", "coverage"};
+  const auto features = inception->features(test.x);
+  const auto expected = precision_recall_density_coverage(features, features, 3);
+  const std::vector<double> expected_values = {expected.precision, expected.recall, expected.density, expected.coverage};
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    INFO(names[i]);
+    CHECK(values[i].name == names[i]);
+    CHECK(values[i].variant == "k=3,real=200,fake=200,inception:fixture-inception.pt");
+    CHECK(values[i].better == Better::higher);
+    CHECK(values[i].value == expected_values[i]);
+  }
+  CHECK(values[0].value == 1.0);  // precision
+  CHECK(values[1].value == 1.0);  // recall
+  CHECK(values[3].value == 1.0);  // coverage: each real row's own copy is at distance 0
+
+  // Reconstructions in the samples' place give the same values.
+  const ReconstructionContext recon_ctx{data, test, test.x, test.x.clone(), at::detail::createCPUGenerator(0)};
+  const auto recon = metric->evaluate_reconstructions(recon_ctx);
+  REQUIRE(recon.size() == 4);
+  for (std::size_t i = 0; i < recon.size(); ++i) {
+    CHECK(recon[i].name == values[i].name);
+    CHECK(recon[i].variant == values[i].variant);
+    CHECK(recon[i].value == values[i].value);
+  }
+
+  // Uniform noise is nowhere near the test images' features, nor they near its.
+  auto gen = at::detail::createCPUGenerator(9);
+  MetricContext noise{*model, process, data, test, torch::rand({200, 1, 16, 16}, gen) * 2 - 1,
+                      at::detail::createCPUGenerator(0)};
+  const auto far = metric->evaluate(noise);
+  REQUIRE(far.size() == 4);
+  for (const auto& v : far) {
+    INFO(v.name << " " << v.value);
+    CHECK(v.value < 0.05);
+  }
+
+  // Caps: max_real rows of the test split in a fixed random order (seed 0, kept in the split's
+  // order), the first max_fake samples; k in the variant.
+  const auto capped = make_metric("precision_recall", {{"network", path.string()},
+                                                       {"k", std::int64_t{2}},
+                                                       {"max_real", std::int64_t{50}},
+                                                       {"max_fake", std::int64_t{40}}});
+  const auto capped_values = capped->evaluate(same);
+  REQUIRE(capped_values.size() == 4);
+  auto perm_gen = at::detail::createCPUGenerator(0);
+  const auto picked = std::get<0>(torch::randperm(200, perm_gen, torch::kLong).slice(0, 0, 50).sort());
+  const auto by_hand = precision_recall_density_coverage(inception->features(test.x.index_select(0, picked)),
+                                                         inception->features(test.x.slice(0, 0, 40)), 2);
+  CHECK(capped_values[0].variant == "k=2,real=50,fake=40,inception:fixture-inception.pt");
+  CHECK(capped_values[0].value == by_hand.precision);
+  CHECK(capped_values[1].value == by_hand.recall);
+  CHECK(capped_values[2].value == by_hand.density);
+  CHECK(capped_values[3].value == by_hand.coverage);
+  CHECK(capped->evaluate(same)[2].value == capped_values[2].value);  // the same rows at the next checkpoint
+
+  CHECK_THROWS_WITH(make_metric("precision_recall", {{"k", std::int64_t{5}}, {"max_fake", std::int64_t{5}}}),
+                    Catch::Contains("must exceed k (5)"));
+}
+
+TEST_CASE("fid per_class: one FID per class of class-conditional samples and their mean; off by default", "[image_metrics]") {
+  const auto dir = test::temp_dir("fid-per-class");
+  const auto path = fixture_inception(dir).string();
+  const auto data = quadrant_images(300, 1), test = quadrant_images(200, 2);
+  auto model = std::make_shared<ZeroX0>();
+  DiffusionProcess process(torch::linspace(1e-4, 0.02, 100, torch::kFloat64), torch::kCPU);
+  // The samples are the test rows, each drawn with its own class.
+  const MetricContext ctx{*model, process, data, test, test.x, at::detail::createCPUGenerator(0),
+                          Conditioning{test.labels, 1.0}, true};
+  const auto plain = make_metric("fid", {{"network", path}})->evaluate(ctx);
+  REQUIRE(plain.size() == 1);
+  CHECK(plain[0].variant == "inception:fixture-inception.pt,ref=test");
+  const auto features = load_inception(path)->features(test.x);
+  CHECK(plain[0].value == frechet_distance(fit_gaussian(features), fit_gaussian(features)));
+
+  const auto per_class = make_metric("fid", {{"network", path}, {"per_class", true}});
+  const auto values = per_class->evaluate(ctx);
+  REQUIRE(values.size() == 1 + 4 + 1);  // the usual FID, classes 0..3, their mean
+  CHECK(values[0].variant == plain[0].variant);
+  CHECK(values[0].value == plain[0].value);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const auto expected_variant =
+        i == 0 ? plain[0].variant
+               : plain[0].variant + ",class=" + (i == values.size() - 1 ? std::string("mean") : std::to_string(i - 1));
+    INFO(expected_variant);
+    CHECK(values[i].name == "fid");
+    CHECK(values[i].variant == expected_variant);
+    CHECK(values[i].better == Better::lower);
+    CHECK(values[i].value == Approx(0.0).margin(1e-6));
+  }
+
+  // Class 3 with one sample row is skipped; the mean is over the classes measured.
+  auto labels = test.labels.clone();
+  labels.masked_fill_(labels == 3, 0);
+  labels[0] = 3;
+  const MetricContext sparse{*model, process, data, test, test.x, at::detail::createCPUGenerator(0),
+                             Conditioning{labels, 1.0}, true};
+  const auto skipped = per_class->evaluate(sparse);
+  REQUIRE(skipped.size() == 1 + 3 + 1);
+  CHECK(skipped[0].value == plain[0].value);
+  CHECK(skipped[3].variant == plain[0].variant + ",class=2");
+  CHECK(skipped[4].variant == plain[0].variant + ",class=mean");
+  CHECK(skipped[4].value == Approx((skipped[1].value + skipped[2].value + skipped[3].value) / 3).epsilon(1e-12));
+  // Class 0 of the samples now holds class 3's rows too; the reference rows of class 0 are unchanged.
+  const auto rows_of = [](const torch::Tensor& l, std::int64_t k) { return (l == k).nonzero().squeeze(1); };
+  CHECK(skipped[1].value == Approx(frechet_distance(fit_gaussian(features.index_select(0, rows_of(labels, 0))),
+                                                    fit_gaussian(features.index_select(0, rows_of(test.labels, 0)))))
+                                .epsilon(1e-9)
+                                .margin(1e-15));
+
+  // Without sampling labels, or for reconstructions, only the usual value.
+  const MetricContext unlabelled{*model, process, data, test, test.x, at::detail::createCPUGenerator(0)};
+  const auto alone = per_class->evaluate(unlabelled);
+  REQUIRE(alone.size() == 1);
+  CHECK(alone[0].value == plain[0].value);
+  const ReconstructionContext recon{data, test, test.x, test.x, at::detail::createCPUGenerator(0)};
+  CHECK(per_class->evaluate_reconstructions(recon).size() == 1);
 }
 
 TEST_CASE("difflab's feature network: trained once on the labels, cached, far from noise", "[image_metrics]") {
@@ -431,8 +631,8 @@ TEST_CASE("autoencoder reconstructions shifted by 0.1: PSNR's closed form, LPIPS
   CHECK(fid.at(0).value > 1e-3);  // the shift moves the features' mean
 }
 
-TEST_CASE("fid, kid, inception_score, psnr and lpips measure reconstructions; test_loss, mmd, wasserstein do not", "[image_metrics]") {
-  for (const auto* name : {"fid", "kid", "inception_score", "psnr", "lpips"}) {
+TEST_CASE("fid, kid, precision_recall, inception_score, psnr and lpips measure reconstructions; test_loss, mmd, wasserstein do not", "[image_metrics]") {
+  for (const auto* name : {"fid", "kid", "precision_recall", "inception_score", "psnr", "lpips"}) {
     INFO(name);
     CHECK(make_metric(name, {})->measures_reconstructions());
   }
