@@ -14,7 +14,7 @@ int plugins_command(const Args& args) {
   PluginArgs plugins;
   po::options_description desc("runner plugins options");
   desc.add_options()("help,h", "show this help")
-      ("kind", po::value(&kind_name), "only this kind: schedule, model, sampler, dataset, metric");
+      ("kind", po::value(&kind_name), "only this kind: schedule, model, sampler, dataset, metric, autoencoder");
   plugins.add_to(desc);
   po::variables_map vm;
   if (!parse_args(args, "runner plugins [--kind KIND] [--plugin-dir DIR]...", desc, {}, vm)) return 0;
