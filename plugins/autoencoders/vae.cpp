@@ -114,7 +114,7 @@ class Vae final : public Autoencoder {
     const auto factor = std::int64_t{1} << channels_.size();
     if (shape.size() != 4 || shape[1] != in_channels_) {
       throw InputError("vae: takes images [B, " + std::to_string(in_channels_) + ", H, W] (in_channels " +
-                       std::to_string(in_channels_) + "), got " + c10::str(shape));
+                       std::to_string(in_channels_) + "), got " + c10::str(at::IntArrayRef(shape)));
     }
     if (shape[2] % factor != 0 || shape[3] % factor != 0) {
       throw InputError("vae: an image of " + std::to_string(shape[2]) + "x" + std::to_string(shape[3]) +

@@ -9,11 +9,11 @@ namespace {
 
 // An autoencoder run: its network can take the data, and every metric measures reconstructions.
 void validate_autoencoder_run(const Registry& registry, const RunConfig& run, const std::string& where) {
-  const auto autoencoder = registry.make_autoencoder(run.autoencoder.plugin, run.autoencoder.options);
   const auto dataset = registry.make_dataset(run.dataset.plugin, run.dataset.options);
   const auto test = dataset->load(Split::test, derive_seed(run.seed, "data"));
-  try {
-    autoencoder->latent_shape(test.x.sizes().slice(1).vec());
+  try {  // the plugin's own checks of its options, then of the data's shape
+    registry.make_autoencoder(run.autoencoder.plugin, run.autoencoder.options)
+        ->latent_shape(test.x.sizes().slice(1).vec());
   } catch (const InputError& e) {
     throw InputError(where + "autoencoder '" + run.autoencoder.label + "': " + e.what());
   }

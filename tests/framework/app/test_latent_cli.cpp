@@ -154,6 +154,11 @@ TEST_CASE("a bad autoencoder section is refused with exit 2 and the key's line",
   check("task_with_model", "name: t\ntask: autoencoder\ndataset: {plugin: fashion_mnist}\nautoencoder: {plugin: vae}\n"
                            "model: {plugin: mlp}\n",
         "task_with_model.yaml:5:8: model: a task: autoencoder run trains no denoiser");
+  check("no_levels", with_replaced(text, "channel_mult: [1, 2, 2]", "channel_mult: []"),
+        "run 0: autoencoder 'vae(base_channels=8,channel_mult=[],kl_weight=0.0001)': vae: channel_mult needs at "
+        "least one level");
+  check("points", "name: t\ntask: autoencoder\ndataset: {plugin: gmm2d}\nautoencoder: {plugin: vae}\n",
+        "autoencoder 'vae': vae: takes images [B, 1, H, W] (in_channels 1), got [1, 2]");
   check("recon_metric", "name: t\ntask: autoencoder\ndataset: {plugin: fashion_mnist, train_size: 64, test_size: 32}\n"
                         "autoencoder: {plugin: vae}\nevaluation: {metrics: [{plugin: test_loss}]}\n",
         "evaluation.metrics 'test_loss' does not measure an autoencoder's reconstructions");
