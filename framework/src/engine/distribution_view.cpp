@@ -47,14 +47,13 @@ Pca fit_pca(const torch::Tensor& rows, std::int64_t k) {
   const auto mean = x.mean(0);
   const auto centred = x - mean;
   const auto cov = torch::matmul(centred.t(), centred) / std::max<std::int64_t>(x.size(0) - 1, 1);
-  const auto [values, vectors] = torch::linalg_eigh(cov);  // ascending
+  const auto vectors = std::get<1>(torch::linalg_eigh(cov));  // by ascending eigenvalue
   const auto kept = std::min<std::int64_t>(k, x.size(1));
   auto components = vectors.flip({1}).slice(1, 0, kept).contiguous();
   // An eigenvector's sign is arbitrary: fix it so pictures of two checkpoints agree.
   const auto largest = components.abs().argmax(0);
   const auto signs = components.gather(0, largest.unsqueeze(0)).sign();
   components = components * torch::where(signs == 0, torch::ones_like(signs), signs);
-  (void)values;
   return {mean, components};
 }
 

@@ -117,6 +117,11 @@ double terminal_alpha_bar(const Registry& registry, const PluginConfig& schedule
 void note_refused_claim(const ClaimResult& claim, const RunConfig& run, SweepSummary& summary,
                         ProgressSink* progress);
 
+/// Marks `run` failed because its autoencoder run (`autoencoder`, as recorded) failed, with that
+/// run's reason, in the store, the log, the progress display and the summary.
+void fail_with_autoencoder(const RunConfig& run, const RunRecord& autoencoder, RunStore& store, std::int64_t sweep_id,
+                           SweepSummary& summary, ProgressSink* progress);
+
 /// Registers the sweep and its grid in the store (pending runs) and returns the sweep id. A grid
 /// that differs from the one recorded under the same name is handled as `change` says; with
 /// new_sweep, `grid` is renamed.

@@ -62,6 +62,20 @@ class ProgressionRecorder {
   std::vector<torch::Tensor> frames_;
 };
 
+const PluginConfig kNoSampler{"", Options{}, "", nlohmann::json::object()};  // checkpoint-scope values
+
+// The store's rows of a metric's values, measured with `sampler` (kNoSampler for checkpoint-scope
+// values and an autoencoder's reconstructions) at `nfe` model calls per sample (0 for those).
+void append_metric_rows(std::vector<MetricRecord>& rows, const std::vector<MetricValue>& values,
+                        std::int64_t checkpoint_id, const PluginConfig& sampler, std::int64_t nfe) {
+  for (const auto& v : values) {
+    MetricRecord row{checkpoint_id, sampler.label, sampler.json.dump(), v.name, v.variant, v.value};
+    row.better = v.better == Better::higher ? "higher" : "lower";  // as the plugin declares
+    row.nfe = nfe;
+    rows.push_back(std::move(row));
+  }
+}
+
 }  // namespace
 
 void Evaluator::evaluate(const CheckpointRecord& checkpoint) {
@@ -85,14 +99,8 @@ void Evaluator::evaluate(const CheckpointRecord& checkpoint) {
   std::vector<MetricRecord> rows;
   std::vector<ArtifactRecord> artifacts;
   const auto record = [&](const std::vector<MetricValue>& values, const PluginConfig& sampler, std::int64_t nfe) {
-    for (const auto& v : values) {
-      MetricRecord row{checkpoint.id, sampler.label, sampler.json.dump(), v.name, v.variant, v.value};
-      row.better = v.better == Better::higher ? "higher" : "lower";  // as the plugin declares
-      row.nfe = nfe;  // the sampler's model calls per sample; 0 for checkpoint-scope values
-      rows.push_back(std::move(row));
-    }
+    append_metric_rows(rows, values, checkpoint.id, sampler, nfe);
   };
-  const PluginConfig no_sampler{"", Options{}, "", nlohmann::json::object()};
   for (std::size_t m = 0; m < ctx.metrics.size(); ++m) {
     const auto scope = ctx.metrics[m]->scope();
     // In a latent run the model's own quantities (test loss) are measured on the latents; a
@@ -102,7 +110,7 @@ void Evaluator::evaluate(const CheckpointRecord& checkpoint) {
     MetricContext mc{model, *ctx.process, ctx.train, ctx.test, torch::Tensor(),
                      make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step)),
                      Conditioning{}, run.evaluation.class_conditional};
-    record(ctx.metrics[m]->evaluate(mc), no_sampler, 0);
+    record(ctx.metrics[m]->evaluate(mc), kNoSampler, 0);
   }
   auto sample_shape = ctx.train.x.sizes().vec();
   sample_shape[0] = run.evaluation.num_samples;
@@ -200,22 +208,14 @@ void Evaluator::evaluate_autoencoder(const CheckpointRecord& checkpoint) {
   const auto rows = std::min(run.evaluation.num_samples, ctx.test.x.size(0));
   const auto originals = ctx.test.x.slice(0, 0, rows);
   const auto labels = ctx.test.labels.defined() ? ctx.test.labels.slice(0, 0, rows) : torch::Tensor();
-  std::vector<torch::Tensor> parts;
-  for (std::int64_t i = 0; i < rows; i += kGridSamples * 8) {
-    parts.push_back(autoencoder.encode(originals.slice(0, i, i + kGridSamples * 8)).mean);
-  }
-  const auto means = torch::cat(parts, 0);
+  const auto means = encode_means(autoencoder, originals);
   const auto reconstructions = decode_latents(autoencoder, means, 1.0);
   std::vector<MetricRecord> metric_rows;
   for (std::size_t m = 0; m < ctx.metrics.size(); ++m) {
     const auto& metric = run.evaluation.metrics[m];
     ReconstructionContext rc{ctx.train, ctx.test, originals, reconstructions,
                              make_generator(ctx.device, derive_seed(run.seed, "metric:" + metric.label, checkpoint.step))};
-    for (const auto& v : ctx.metrics[m]->evaluate_reconstructions(rc)) {
-      MetricRecord row{checkpoint.id, "", "{}", v.name, v.variant, v.value};
-      row.better = v.better == Better::higher ? "higher" : "lower";
-      metric_rows.push_back(std::move(row));
-    }
+    append_metric_rows(metric_rows, ctx.metrics[m]->evaluate_reconstructions(rc), checkpoint.id, kNoSampler, 0);
   }
   std::vector<ArtifactRecord> artifacts;
   // Rows of originals, each followed by their reconstructions.

@@ -15,15 +15,16 @@ namespace {
 
 constexpr std::int64_t kBatch = 500;  // rows per encoder or decoder call
 
+}  // namespace
+
 torch::Tensor encode_means(Autoencoder& autoencoder, const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> parts;
   for (std::int64_t i = 0; i < x.size(0); i += kBatch) {
     parts.push_back(autoencoder.encode(x.slice(0, i, i + kBatch)).mean);
   }
   return torch::cat(parts, 0);
 }
-
-}  // namespace
 
 std::string latent_cache_key(const std::string& autoencoder_hash, std::int64_t step) {
   return stable_hash(autoencoder_hash + "/step-" + std::to_string(step));

@@ -32,6 +32,9 @@ std::string latent_cache_key(const std::string& autoencoder_hash, std::int64_t s
 LatentData encode_dataset(Autoencoder& autoencoder, const DataSplit& train, const DataSplit& test,
                           const std::filesystem::path& cache_dir, const std::string& key, torch::Device device);
 
+/// The means of q(z|x) of the rows of `x`, encoded in batches.
+torch::Tensor encode_means(Autoencoder& autoencoder, const torch::Tensor& x);
+
 /// decode(latents / scale) in batches, clamped to the data's range [-1, 1].
 torch::Tensor decode_latents(Autoencoder& autoencoder, const torch::Tensor& latents, double scale);
 

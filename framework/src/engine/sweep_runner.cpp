@@ -46,6 +46,16 @@ void note_refused_claim(const ClaimResult& claim, const RunConfig& run, SweepSum
   }
 }
 
+void fail_with_autoencoder(const RunConfig& run, const RunRecord& autoencoder, RunStore& store, std::int64_t sweep_id,
+                           SweepSummary& summary, ProgressSink* progress) {
+  const auto reason =
+      "its autoencoder (grid point " + std::to_string(autoencoder.grid_index) + ") failed: " + autoencoder.reason;
+  spdlog::error("run {} failed: {}", run.index, reason);
+  store.mark_failed(store.find_run(sweep_id, run.config_hash)->id, reason);
+  ++summary.failed;
+  if (progress) progress->report(ProgressEvent::finished(run.index, "failed", reason));
+}
+
 namespace {
 
 // Executes a run this process has claimed; a failure is recorded as the run's, never thrown.
@@ -115,11 +125,7 @@ SweepSummary run_sweep(SweepGrid grid, RunStore& store, const Registry& registry
       state = store.find_run(sweep_id, autoencoder.config_hash);
     }
     if (state->status == RunStatus::failed) {
-      const auto reason = "its autoencoder (grid point " + std::to_string(autoencoder.index) + ") failed: " + state->reason;
-      spdlog::error("run {} failed: {}", run.index, reason);
-      store.mark_failed(store.find_run(sweep_id, run.config_hash)->id, reason);
-      ++summary.failed;
-      if (progress) progress->report(ProgressEvent::finished(run.index, "failed", reason));
+      fail_with_autoencoder(run, *state, store, sweep_id, summary, progress);
       return false;
     }
     if (announced.insert(run.index).second) {

@@ -7,13 +7,19 @@ namespace difflab {
 
 namespace {
 
-// An autoencoder run: its network can take the data, and every metric measures reconstructions.
-void validate_autoencoder_run(const Registry& registry, const RunConfig& run, const std::string& where) {
+// The latent shape of one row of the run's data under its autoencoder section: the plugin's own
+// checks of its options, then of the data's shape (InputError saying why).
+std::vector<std::int64_t> latent_shape(const Registry& registry, const RunConfig& run) {
   const auto dataset = registry.make_dataset(run.dataset.plugin, run.dataset.options);
   const auto test = dataset->load(Split::test, derive_seed(run.seed, "data"));
-  try {  // the plugin's own checks of its options, then of the data's shape
-    registry.make_autoencoder(run.autoencoder.plugin, run.autoencoder.options)
-        ->latent_shape(test.x.sizes().slice(1).vec());
+  return registry.make_autoencoder(run.autoencoder.plugin, run.autoencoder.options)
+      ->latent_shape(test.x.sizes().slice(1).vec());
+}
+
+// An autoencoder run: its network can take the data, and every metric measures reconstructions.
+void validate_autoencoder_run(const Registry& registry, const RunConfig& run, const std::string& where) {
+  try {
+    latent_shape(registry, run);
   } catch (const InputError& e) {
     throw InputError(where + "autoencoder '" + run.autoencoder.label + "': " + e.what());
   }
@@ -32,12 +38,9 @@ void validate_autoencoder_run(const Registry& registry, const RunConfig& run, co
 
 // A latent run's model must take its autoencoder's latents: one forward pass on zeros says so.
 void validate_latent_shape(const Registry& registry, const RunConfig& run, Denoiser& model) {
-  const auto autoencoder = registry.make_autoencoder(run.autoencoder.plugin, run.autoencoder.options);
-  const auto dataset = registry.make_dataset(run.dataset.plugin, run.dataset.options);
-  const auto test = dataset->load(Split::test, derive_seed(run.seed, "data"));
   std::vector<std::int64_t> shape;
   try {
-    shape = autoencoder->latent_shape(test.x.sizes().slice(1).vec());
+    shape = latent_shape(registry, run);
   } catch (const InputError& e) {
     throw InputError(run.autoencoder_where + "autoencoder: " + e.what());
   }

@@ -397,11 +397,7 @@ SweepSummary run_sweep_local(SweepGrid grid, RunStore& store, const Registry& re
     const bool queued =  // not launched yet (a failed one retried)
         std::find(queue.begin() + static_cast<std::ptrdiff_t>(next), queue.end(), &autoencoder) != queue.end();
     if (state->status != RunStatus::failed || queued) return false;
-    const auto reason = "its autoencoder (grid point " + std::to_string(autoencoder.index) + ") failed: " + state->reason;
-    store.mark_failed(store.find_run(sweep_id, run.config_hash)->id, reason);
-    ++summary.failed;
-    if (progress) progress->report(ProgressEvent::finished(run.index, "failed", reason));
-    spdlog::error("run {} failed: {}", run.index, reason);
+    fail_with_autoencoder(run, *state, store, sweep_id, summary, progress);
     return true;
   };
 

@@ -129,6 +129,25 @@ TEST_CASE("a killed autoencoder run resumes from its checkpoint, and its latent 
   for (const auto& r : store.runs("tiny_latent_sweep")) CHECK(r.status == RunStatus::done);
 }
 
+TEST_CASE("when the autoencoder run fails, its latent run fails with its reason, in one process or in --jobs",
+          "[cli][autoencoder]") {
+  for (const std::string jobs : {"", "--jobs 2 "}) {
+    INFO(jobs);
+    const auto dir = test::temp_dir("cli-latent-failed");
+    std::string out;
+    // A learning rate that makes the autoencoder's loss infinite in its first epoch.
+    CHECK(test::run_command(sweep(dir, kTinyLatent, jobs + "-q --set autoencoder.train.lr=1.0e30"), &out) == 1);
+    RunStore store((dir / "runs.sqlite").string(), RunStore::Access::read_only);
+    const auto runs = store.runs("tiny_latent_sweep");
+    REQUIRE(runs.size() == 2);
+    CHECK(runs[0].status == RunStatus::failed);
+    CHECK(runs[1].status == RunStatus::failed);
+    CHECK_THAT(runs[1].reason, Catch::StartsWith("its autoencoder (grid point 0) failed: ") &&
+                                   Catch::Contains(runs[0].reason));
+    CHECK(store.checkpoints(runs[1].id).empty());  // it never trained
+  }
+}
+
 TEST_CASE("a bad autoencoder section is refused with exit 2 and the key's line", "[cli][autoencoder]") {
   const auto dir = test::temp_dir("cli-latent-bad");
   const auto text = read_text(kTinyLatent);

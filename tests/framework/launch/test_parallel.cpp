@@ -59,7 +59,7 @@ void fill_store(const fs::path& db, RunStatus status, double value, const std::s
   const auto id = store.add_run(run);
   if (status == RunStatus::done) store.mark_done(id, 1.5, 2.5);
   if (status == RunStatus::failed) store.mark_failed(id, "it broke");
-  store.add_losses(id, {{10, 1, value}, {20, 2, value / 2}});
+  store.add_losses(id, {{10, 1, value, ""}, {20, 2, value / 2, ""}});
   const auto c = store.add_checkpoint({0, id, 2, 20, "/x/checkpoint.pt", 3.0, "model"});
   store.add_metric({c, "ddpm", "{}", "mmd", "rbf", value * 3});
   store.add_artifact({c, "ddpm", "samples_npy", "/x/samples.npy"});
