@@ -44,7 +44,12 @@ class Fid final : public Metric {
     const auto generated = fit_gaussian(features);
     const auto variant = extractor.name() + ",ref=" + reference_;
     std::vector<MetricValue> values{{"fid", variant, frechet_distance(generated, reference), Better::lower}};
-    if (!labels.defined() || !split.labels.defined()) return values;
+    const auto described = [&](std::vector<MetricValue> v) {
+      add_reference(v, reference_, split.x.size(0));
+      add_extractor(v, extractor);
+      return v;
+    };
+    if (!labels.defined() || !split.labels.defined()) return described(std::move(values));
 
     const auto fake_labels = labels.to(torch::kCPU, torch::kLong);
     const auto real_labels = split.labels.to(torch::kCPU, torch::kLong);
@@ -52,7 +57,7 @@ class Fid final : public Metric {
       throw InputError("fid per_class: " + std::to_string(fake_labels.numel()) + " sampling labels for " +
                        std::to_string(features.size(0)) + " samples");
     }
-    if (fake_labels.numel() == 0 || real_labels.numel() == 0) return values;
+    if (fake_labels.numel() == 0 || real_labels.numel() == 0) return described(std::move(values));
     const auto classes =
         std::max(fake_labels.max().item<std::int64_t>(), real_labels.max().item<std::int64_t>()) + 1;
     double sum = 0;
@@ -70,7 +75,7 @@ class Fid final : public Metric {
     if (measured > 0) {
       values.push_back({"fid", variant + ",class=mean", sum / static_cast<double>(measured), Better::lower});
     }
-    return values;
+    return described(std::move(values));
   }
 
   mutable ExtractorSlot slot_;

@@ -37,7 +37,32 @@ torch::Tensor softmax_if_needed(const torch::Tensor& out) {
   return is_probability ? p : torch::softmax(p, 1);
 }
 
+std::uint64_t fnv1a(const void* data, std::size_t bytes, std::uint64_t h = 1469598103934665603ULL) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (std::size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  return h;
+}
+
 }  // namespace
+
+std::string hash_weights(const std::vector<torch::Tensor>& tensors) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (const auto& tensor : tensors) {
+    const auto t = tensor.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    const auto bytes = static_cast<std::size_t>(t.numel()) * sizeof(float);
+    const auto* words = static_cast<const std::uint64_t*>(t.data_ptr());
+    for (std::size_t i = 0; i < bytes / 8; ++i) h = (h ^ words[i]) * 1099511628211ULL;
+    h = fnv1a(static_cast<const char*>(t.data_ptr()) + bytes / 8 * 8, bytes % 8, h);
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
+void add_extractor(std::vector<MetricValue>& values, const FeatureExtractor& extractor) {
+  add_protocol(values, "extractor", extractor.name());
+  add_protocol(values, "extractor_weights", extractor.weights_hash());
+}
 
 torch::jit::Module load_torchscript(const fs::path& path) {
   std::error_code ec;
@@ -61,6 +86,10 @@ class Inception final : public FeatureExtractor {
  public:
   explicit Inception(const fs::path& path)
       : name_("inception:" + path.filename().string()), path_(path.string()), module_(load_torchscript(path)) {
+    std::vector<torch::Tensor> weights;
+    for (const auto& p : module_.named_parameters()) weights.push_back(p.value);
+    for (const auto& b : module_.named_buffers()) weights.push_back(b.value);
+    weights_hash_ = hash_weights(weights);
     const auto& schema = module_.get_method("forward").function().getSchema();
     has_no_output_bias_ = schema.argumentIndexWithName("no_output_bias").has_value();
     if (has_no_output_bias_) return;
@@ -70,6 +99,7 @@ class Inception final : public FeatureExtractor {
   }
 
   const std::string& name() const override { return name_; }
+  const std::string& weights_hash() const override { return weights_hash_; }
 
   torch::Tensor features(const torch::Tensor& images) override { return run(images, true); }
   torch::Tensor probabilities(const torch::Tensor& images) override {
@@ -111,7 +141,7 @@ class Inception final : public FeatureExtractor {
     });
   }
 
-  std::string name_, path_;
+  std::string name_, path_, weights_hash_;
   torch::jit::Module module_;
   bool has_no_output_bias_ = false;
   torch::Tensor output_weight_;  // [K, D] float64 on the CPU, when forward has no no_output_bias
@@ -153,12 +183,6 @@ struct CnnImpl : torch::nn::Module {
   torch::nn::Linear head{nullptr};
 };
 TORCH_MODULE(Cnn);
-
-std::uint64_t fnv1a(const void* data, std::size_t bytes, std::uint64_t h = 1469598103934665603ULL) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (std::size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 1099511628211ULL;
-  return h;
-}
 
 // Content hash of a split, 8 bytes at a time (a full pass over Fashion-MNIST takes ~0.1 s).
 std::uint64_t content_hash(const DataSplit& split) {
@@ -230,11 +254,15 @@ class DifflabNet final : public FeatureExtractor {
       }
     }
     if (loaded_from_.empty()) train_and_cache(train, config, file);
+    std::vector<torch::Tensor> weights = net_->parameters();
+    for (const auto& b : net_->buffers()) weights.push_back(b);
+    weights_hash_ = hash_weights(weights);
     net_->to(train.x.device());
     net_->eval();
   }
 
   const std::string& name() const override { return name_; }
+  const std::string& weights_hash() const override { return weights_hash_; }
   const fs::path& cache_file() const { return loaded_from_; }
 
   torch::Tensor features(const torch::Tensor& images) override {
@@ -302,7 +330,7 @@ class DifflabNet final : public FeatureExtractor {
               << "%" << (loaded_from_.empty() ? " (not cached)" : ", cached in " + file.string()) << "\n";
   }
 
-  std::string name_;
+  std::string name_, weights_hash_;
   Cnn net_{nullptr};
   fs::path loaded_from_;
 };

@@ -14,6 +14,7 @@
 
 #include "difflab/dataset.hpp"
 #include "difflab/diffusion.hpp"
+#include "difflab/metric.hpp"
 #include "difflab/options.hpp"
 
 namespace difflab::image_metrics {
@@ -26,6 +27,9 @@ class FeatureExtractor {
   /// Names the extractor in metric variants, so values of different extractors never mix:
   /// "difflab-cnn:<hash>" or "inception:<file name>".
   virtual const std::string& name() const = 0;
+  /// A hash of the network's weights (its parameters and buffers, in order, as float32 bytes):
+  /// 16 hex digits, recorded with every value measured on its features.
+  virtual const std::string& weights_hash() const = 0;
   virtual torch::Tensor features(const torch::Tensor& images) = 0;       // [N, D] float64, CPU
   /// softmax(features W^T) [N, K] float64, CPU: the classifier's logits WITHOUT its output bias,
   /// as the Inception score's references compute them (StyleGAN2-ADA no_output_bias,
@@ -84,6 +88,12 @@ class ExtractorSlot {
   std::shared_ptr<FeatureExtractor> extractor_;
   torch::Tensor reference_images_, reference_features_;
 };
+
+/// FNV-1a of the tensors' float32 bytes, in order, 8 bytes at a time: 16 hex digits.
+std::string hash_weights(const std::vector<torch::Tensor>& tensors);
+
+/// Adds the extractor and its weights' hash to the protocol of each of `values`.
+void add_extractor(std::vector<MetricValue>& values, const FeatureExtractor& extractor);
 
 /// Mean and covariance (float64) of feature rows.
 struct Gaussian {

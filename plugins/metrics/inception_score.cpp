@@ -16,23 +16,25 @@ class InceptionScore final : public Metric {
       : slot_(o), splits_(o.integer("splits")) {}
 
   std::vector<MetricValue> evaluate(const MetricContext& ctx) const override {
-    return {score(ctx.train, ctx.samples)};
+    return score(ctx.train, ctx.samples);
   }
 
   bool measures_reconstructions() const override { return true; }
 
   // The reconstructions in place of samples.
   std::vector<MetricValue> evaluate_reconstructions(const ReconstructionContext& ctx) const override {
-    return {score(ctx.train, ctx.reconstructions)};
+    return score(ctx.train, ctx.reconstructions);
   }
 
  private:
   // The Inception score of `images`, over splits_ splits of their rows.
-  MetricValue score(const DataSplit& train, const torch::Tensor& images) const {
+  std::vector<MetricValue> score(const DataSplit& train, const torch::Tensor& images) const {
     auto& extractor = slot_.get(train);
     const double value = inception_score(extractor.probabilities(images), splits_);
-    return {"inception_score", "splits=" + std::to_string(splits_) + ",unbiased," + extractor.name(), value,
-            Better::higher};
+    std::vector<MetricValue> values{
+        {"inception_score", "splits=" + std::to_string(splits_) + ",unbiased," + extractor.name(), value, Better::higher}};
+    add_extractor(values, extractor);
+    return values;
   }
 
   mutable ExtractorSlot slot_;

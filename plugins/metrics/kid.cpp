@@ -18,29 +18,32 @@ class Kid final : public Metric {
         subset_size_(o.integer("subset_size")) {}
 
   std::vector<MetricValue> evaluate(const MetricContext& ctx) const override {
-    return {kid(ctx.train, ctx.test, ctx.samples, ctx.generator)};
+    return kid(ctx.train, ctx.test, ctx.samples, ctx.generator);
   }
 
   bool measures_reconstructions() const override { return true; }
 
   // The reconstructions in place of samples, against the test split.
   std::vector<MetricValue> evaluate_reconstructions(const ReconstructionContext& ctx) const override {
-    return {kid(ctx.train, ctx.test, ctx.reconstructions, ctx.generator)};
+    return kid(ctx.train, ctx.test, ctx.reconstructions, ctx.generator);
   }
 
  private:
   // KID between the features of `images` and of the test split; the subsets are drawn on the CPU
   // from the seed of `generator` (0 when it is undefined).
-  MetricValue kid(const DataSplit& train, const DataSplit& test, const torch::Tensor& images,
+  std::vector<MetricValue> kid(const DataSplit& train, const DataSplit& test, const torch::Tensor& images,
                   const torch::Generator& generator) const {
     const auto& reference = slot_.reference_features(train, test.x);
     auto& extractor = slot_.get(train);
     const auto generated = extractor.features(images);
     auto gen = at::detail::createCPUGenerator(generator.defined() ? generator.current_seed() : 0);
     const double value = kernel_inception_distance(generated, reference, subsets_, subset_size_, gen);
-    return {"kid", "poly3,subsets=" + std::to_string(subsets_) + "x" + std::to_string(subset_size_) + "," +
-                       extractor.name(),
-            value, Better::lower};
+    std::vector<MetricValue> values{
+        {"kid", "poly3,subsets=" + std::to_string(subsets_) + "x" + std::to_string(subset_size_) + "," + extractor.name(),
+         value, Better::lower}};
+    add_reference(values, "test", test.x.size(0));
+    add_extractor(values, extractor);
+    return values;
   }
 
   mutable ExtractorSlot slot_;

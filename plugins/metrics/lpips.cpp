@@ -27,6 +27,10 @@ class Lpips final : public Metric {
     if (network_.empty()) return;
     module_ = load_torchscript(network_);
     name_ = "lpips:" + fs::path(network_).filename().string();
+    std::vector<torch::Tensor> weights;
+    for (const auto& p : module_.named_parameters()) weights.push_back(p.value);
+    for (const auto& b : module_.named_buffers()) weights.push_back(b.value);
+    weights_hash_ = hash_weights(weights);
   }
 
   Scope scope() const override { return Scope::both; }
@@ -43,7 +47,8 @@ class Lpips final : public Metric {
                               ctx.samples.index_select(0, j.to(ctx.samples.device())));
       // More distance between samples is more diversity, reported as better (as the diversity
       // scores of BicycleGAN and MUNIT are); read it beside FID, since noise maximises it too.
-      return {{"lpips", "diversity(pairs=" + std::to_string(pairs_) + ")," + name(ctx.train), d, Better::higher}};
+      return described({{"lpips", "diversity(pairs=" + std::to_string(pairs_) + ")," + name(ctx.train), d, Better::higher}},
+                       ctx.train);
     }
     const auto rows = std::min(images_, ctx.test.x.size(0));
     const auto x0 = ctx.test.x.slice(0, 0, rows);
@@ -55,7 +60,8 @@ class Lpips final : public Metric {
                      distance(ctx.train, x0, x0_hat),
                      Better::lower});
     }
-    return out;
+    add_reference(out, "test", rows);
+    return described(std::move(out), ctx.train);
   }
 
   bool measures_reconstructions() const override { return true; }
@@ -64,11 +70,25 @@ class Lpips final : public Metric {
   // reconstructed (the run chooses them, not num_images); its variant keeps these values apart
   // from the model's reconstructions from x_t and from diversity.
   std::vector<MetricValue> evaluate_reconstructions(const ReconstructionContext& ctx) const override {
-    return {{"lpips", "autoencoder(images=" + std::to_string(ctx.originals.size(0)) + ")," + name(ctx.train),
-             distance(ctx.train, ctx.originals, ctx.reconstructions), Better::lower}};
+    std::vector<MetricValue> values{{"lpips", "autoencoder(images=" + std::to_string(ctx.originals.size(0)) + ")," +
+                                         name(ctx.train),
+                                     distance(ctx.train, ctx.originals, ctx.reconstructions), Better::lower}};
+    add_reference(values, "test", ctx.originals.size(0));
+    return described(std::move(values), ctx.train);
   }
 
  private:
+  // The network the distances were measured with, and its weights' hash, in each value's protocol.
+  std::vector<MetricValue> described(std::vector<MetricValue> values, const DataSplit& train) const {
+    if (network_.empty()) {
+      add_extractor(values, features_.get(train));
+    } else {
+      add_protocol(values, "extractor", name_);
+      add_protocol(values, "extractor_weights", weights_hash_);
+    }
+    return values;
+  }
+
   // The baseline's values are named apart from those of its earlier layer mean.
   std::string name(const DataSplit& train) const {
     return network_.empty() ? "layer-sum:" + features_.get(train).name() : name_;
@@ -103,7 +123,7 @@ class Lpips final : public Metric {
     return per_pair.to(torch::kDouble).mean().item<double>();
   }
 
-  std::string network_, name_;
+  std::string network_, name_, weights_hash_;
   mutable torch::jit::Module module_;
   mutable ExtractorSlot features_;
   std::vector<double> fractions_;

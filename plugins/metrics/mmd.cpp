@@ -34,7 +34,10 @@ class Mmd final : public Metric {
       throw InputError("mmd needs at least 2 samples and 2 test points, got " +
                        std::to_string(x.size(0)) + " and " + std::to_string(y.size(0)));
     }
-    return {{"mmd", variant(), mmd2_unbiased(x, y), Better::lower}};
+    std::vector<MetricValue> values{{"mmd", variant(), mmd2_unbiased(x, y), Better::lower}};
+    add_protocol(values, "samples", std::to_string(x.size(0)));  // at most max_points of them
+    add_reference(values, "test", y.size(0));
+    return values;
   }
 
  private:

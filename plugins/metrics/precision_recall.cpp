@@ -50,10 +50,14 @@ class PrecisionRecall final : public Metric {
     const auto v = precision_recall_density_coverage(real, fake, k_);
     const auto variant = "k=" + std::to_string(k_) + ",real=" + std::to_string(real.size(0)) +
                          ",fake=" + std::to_string(fake.size(0)) + "," + extractor.name();
-    return {{"precision", variant, v.precision, Better::higher},
-            {"recall", variant, v.recall, Better::higher},
-            {"density", variant, v.density, Better::higher},
-            {"coverage", variant, v.coverage, Better::higher}};
+    std::vector<MetricValue> values{{"precision", variant, v.precision, Better::higher},
+                                    {"recall", variant, v.recall, Better::higher},
+                                    {"density", variant, v.density, Better::higher},
+                                    {"coverage", variant, v.coverage, Better::higher}};
+    add_protocol(values, "samples", std::to_string(fake.size(0)));  // the first max_fake of them
+    add_reference(values, "test", real.size(0));
+    add_extractor(values, extractor);
+    return values;
   }
 
   // The whole test split when it has at most max_real rows; else max_real of them, drawn once

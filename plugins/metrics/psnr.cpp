@@ -38,6 +38,7 @@ class Psnr final : public Metric {
       out.push_back({"psnr", "recon(t=" + std::to_string(t) + (ctx.class_conditional ? ",labels" : "") + ")", value,
                      Better::higher});
     }
+    add_reference(out, "test", rows);
     return out;
   }
 
@@ -46,8 +47,10 @@ class Psnr final : public Metric {
   // Every row the autoencoder reconstructed (the run chooses them, not num_images); its variant
   // keeps these values apart from the model's reconstructions from x_t.
   std::vector<MetricValue> evaluate_reconstructions(const ReconstructionContext& ctx) const override {
-    return {{"psnr", "autoencoder(images=" + std::to_string(ctx.originals.size(0)) + ")",
-             mean_psnr(ctx.reconstructions, ctx.originals), Better::higher}};
+    std::vector<MetricValue> values{{"psnr", "autoencoder(images=" + std::to_string(ctx.originals.size(0)) + ")",
+                                     mean_psnr(ctx.reconstructions, ctx.originals), Better::higher}};
+    add_reference(values, "test", ctx.originals.size(0));
+    return values;
   }
 
  private:

@@ -70,7 +70,9 @@ class TestLoss final : public Metric {
       }
     }
     const double loss = count > 0 ? squared_error / double(count) : 0.0;
-    return {{split_ + "_loss", variant(prediction, ctx.class_conditional), loss, Better::lower}};
+    std::vector<MetricValue> values{{split_ + "_loss", variant(prediction, ctx.class_conditional), loss, Better::lower}};
+    add_reference(values, split_, x.size(0));
+    return values;
   }
 
  private:

@@ -174,10 +174,15 @@ class Wasserstein final : public Metric {
     const auto variant =
         exact ? std::string("exact") : "sliced(projections=" + std::to_string(projections_) + ")";
     // A diverged sampler's NaN or infinite samples have no distance: report NaN, not a number.
-    if (!x.isfinite().all().item<bool>() || !y.isfinite().all().item<bool>()) {
-      return {{"wasserstein", variant, std::numeric_limits<double>::quiet_NaN(), Better::lower}};
-    }
-    return {{"wasserstein", variant, exact ? exact_w1(x, y) : sliced_w1(x, y, gen), Better::lower}};
+    const bool finite = x.isfinite().all().item<bool>() && y.isfinite().all().item<bool>();
+    std::vector<MetricValue> values{{"wasserstein", variant,
+                                     !finite ? std::numeric_limits<double>::quiet_NaN()
+                                     : exact ? exact_w1(x, y)
+                                             : sliced_w1(x, y, gen),
+                                     Better::lower}};
+    add_protocol(values, "samples", std::to_string(n));  // equal-size sets of n rows
+    add_reference(values, "test", n);
+    return values;
   }
 
  private:

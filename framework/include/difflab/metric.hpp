@@ -1,6 +1,7 @@
 #pragma once
 // A metric evaluated at every checkpoint: on a sampler's output or on the model itself.
 #include "difflab/export.hpp"
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,7 +25,24 @@ struct MetricValue {
   std::string variant;  // how it was computed, e.g. "rbf(bandwidths=0.5,1,2)"
   double value;
   Better better;
+  /// What the value was measured against, as the metric knows it (key, value): "reference" and
+  /// "reference_size" (the data split compared against and how many of its rows), "extractor"
+  /// and "extractor_weights" (the feature network and a hash of its weights). The framework adds
+  /// "samples", "common_noise" and "nfe" and records it all with the value, so that reports never
+  /// set values measured under different protocols side by side silently. Numbers as decimal text.
+  std::vector<std::pair<std::string, std::string>> protocol;
 };
+
+/// Adds (key, value) to the protocol of each of `values`.
+inline void add_protocol(std::vector<MetricValue>& values, const std::string& key, const std::string& value) {
+  for (auto& v : values) v.protocol.emplace_back(key, value);
+}
+
+/// Adds the data split a metric compared against and how many of its rows it used.
+inline void add_reference(std::vector<MetricValue>& values, const std::string& split, std::int64_t rows) {
+  add_protocol(values, "reference", split);
+  add_protocol(values, "reference_size", std::to_string(rows));
+}
 
 struct MetricContext {
   Denoiser& model;

@@ -21,7 +21,7 @@
 namespace difflab {
 
 /// Bumped whenever an interface in framework/include/difflab changes incompatibly.
-constexpr std::uint32_t kPluginApiVersion = 5;  // 5: autoencoders, reconstruction metrics
+constexpr std::uint32_t kPluginApiVersion = 6;  // 6: metric values carry their protocol
 constexpr const char* kPluginEntryPoint = "difflab_plugin_descriptor";
 
 enum class PluginKind { schedule, model, sampler, dataset, metric, autoencoder };

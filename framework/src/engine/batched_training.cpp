@@ -210,7 +210,7 @@ void train_group(std::vector<Member>& members, RunStore& store) {
       fs::create_directories(dir);
       const auto file = (dir / "checkpoint.pt").string();
       save_checkpoint(file, *m.model, *opt, m.generator, {epoch, global_step});
-      CheckpointRecord record{0, m.run_id, epoch, global_step, file, train_seconds, "model"};
+      CheckpointRecord record{0, m.run_id, epoch, global_step, file, train_seconds, "model", global_step * batch};
       crash_point("checkpoint-record");
       store.transaction([&] {
         store.add_losses(m.run_id, m.pending_losses);

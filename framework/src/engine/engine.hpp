@@ -124,7 +124,10 @@ void fail_with_autoencoder(const RunConfig& run, const RunRecord& autoencoder, R
 
 /// Registers the sweep and its grid in the store (pending runs) and returns the sweep id. A grid
 /// that differs from the one recorded under the same name is handled as `change` says; with
-/// new_sweep, `grid` is renamed.
+/// new_sweep, `grid` is renamed. Unless with new_sweep, a recorded run that the file trains
+/// longer (train.epochs or train.steps raised, nothing else changed) is continued first: it takes
+/// the longer config and is pending again, so its training goes on from its last checkpoint
+/// (see find_continuations); InputError when its learning rate decays over the whole length.
 std::int64_t record_sweep(SweepGrid& grid, RunStore& store, const Registry& registry,
                           GridChange change = GridChange::refuse);
 

@@ -1,5 +1,6 @@
 #include "engine/evaluator.hpp"
 
+#include <algorithm>
 #include <optional>
 
 #include "difflab/errors.hpp"
@@ -64,16 +65,38 @@ class ProgressionRecorder {
 
 const PluginConfig kNoSampler{"", Options{}, "", nlohmann::json::object()};  // checkpoint-scope values
 
+// A protocol entry as JSON: decimal integers as numbers, "true"/"false" as booleans.
+nlohmann::json protocol_value(const std::string& text) {
+  if (text == "true" || text == "false") return text == "true";
+  if (!text.empty() && text.size() < 19 &&
+      std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::stoll(text);
+  }
+  return text;
+}
+
 // The store's rows of a metric's values, measured with `sampler` (kNoSampler for checkpoint-scope
 // values and an autoencoder's reconstructions) at `nfe` model calls per sample (0 for those).
+// Each value's protocol: what the metric says it compared against, then `measured` (what the
+// framework fed it: the number of samples, common noise, NFE), keys sorted.
 void append_metric_rows(std::vector<MetricRecord>& rows, const std::vector<MetricValue>& values,
-                        std::int64_t checkpoint_id, const PluginConfig& sampler, std::int64_t nfe) {
+                        std::int64_t checkpoint_id, const PluginConfig& sampler, std::int64_t nfe,
+                        const nlohmann::json& measured) {
   for (const auto& v : values) {
     MetricRecord row{checkpoint_id, sampler.label, sampler.json.dump(), v.name, v.variant, v.value};
     row.better = v.better == Better::higher ? "higher" : "lower";  // as the plugin declares
     row.nfe = nfe;
+    nlohmann::json protocol = measured;
+    for (const auto& [key, value] : v.protocol) protocol[key] = protocol_value(value);
+    row.protocol_json = protocol.dump();
     rows.push_back(std::move(row));
   }
+}
+
+// What the framework fed a sample metric: how many samples, drawn from common noise or not, at
+// how many model calls each.
+nlohmann::json sample_protocol(std::int64_t samples, bool common_noise, std::int64_t nfe) {
+  return {{"samples", samples}, {"common_noise", common_noise}, {"nfe", nfe}};
 }
 
 }  // namespace
@@ -98,8 +121,9 @@ void Evaluator::evaluate(const CheckpointRecord& checkpoint) {
   fs::create_directories(dir);
   std::vector<MetricRecord> rows;
   std::vector<ArtifactRecord> artifacts;
-  const auto record = [&](const std::vector<MetricValue>& values, const PluginConfig& sampler, std::int64_t nfe) {
-    append_metric_rows(rows, values, checkpoint.id, sampler, nfe);
+  const auto record = [&](const std::vector<MetricValue>& values, const PluginConfig& sampler, std::int64_t nfe,
+                          const nlohmann::json& measured) {
+    append_metric_rows(rows, values, checkpoint.id, sampler, nfe, measured);
   };
   for (std::size_t m = 0; m < ctx.metrics.size(); ++m) {
     const auto scope = ctx.metrics[m]->scope();
@@ -110,7 +134,7 @@ void Evaluator::evaluate(const CheckpointRecord& checkpoint) {
     MetricContext mc{model, *ctx.process, ctx.train, ctx.test, torch::Tensor(),
                      make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step)),
                      Conditioning{}, run.evaluation.class_conditional};
-    record(ctx.metrics[m]->evaluate(mc), kNoSampler, 0);
+    record(ctx.metrics[m]->evaluate(mc), kNoSampler, 0, nlohmann::json::object());
   }
   auto sample_shape = ctx.train.x.sizes().vec();
   sample_shape[0] = run.evaluation.num_samples;
@@ -185,7 +209,9 @@ void Evaluator::evaluate(const CheckpointRecord& checkpoint) {
       MetricContext mc{model, *ctx.process, data_train, data_test, samples,
                        make_generator(ctx.device, derive_seed(run.seed, "metric:" + label, checkpoint.step)),
                        cond, run.evaluation.class_conditional};
-      record(ctx.metrics[m]->evaluate(mc), sampler, ctx.samplers[s]->nfe(ctx.process->timesteps()));
+      const auto nfe = ctx.samplers[s]->nfe(ctx.process->timesteps());
+      record(ctx.metrics[m]->evaluate(mc), sampler, nfe,
+             sample_protocol(samples.size(0), run.evaluation.common_noise, nfe));
     }
   }
   crash_point("evaluation");
@@ -215,7 +241,8 @@ void Evaluator::evaluate_autoencoder(const CheckpointRecord& checkpoint) {
     const auto& metric = run.evaluation.metrics[m];
     ReconstructionContext rc{ctx.train, ctx.test, originals, reconstructions,
                              make_generator(ctx.device, derive_seed(run.seed, "metric:" + metric.label, checkpoint.step))};
-    append_metric_rows(metric_rows, ctx.metrics[m]->evaluate_reconstructions(rc), checkpoint.id, kNoSampler, 0);
+    append_metric_rows(metric_rows, ctx.metrics[m]->evaluate_reconstructions(rc), checkpoint.id, kNoSampler, 0,
+                       {{"samples", rows}});
   }
   std::vector<ArtifactRecord> artifacts;
   // Rows of originals, each followed by their reconstructions.

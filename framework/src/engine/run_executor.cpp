@@ -54,14 +54,18 @@ void RunExecutor::execute(const RunConfig& run, std::int64_t run_id) {
   double eval_seconds = store_.run(run_id)->eval_seconds;
   bool reused = false;
 
-  // Resume from our own last readable checkpoint, or reuse an identical training's checkpoints.
+  // Resume from our own last readable checkpoint, or reuse an identical training's checkpoints:
+  // all of them, or (a continued run whose twin has trained on already) those beyond our last.
   auto checkpoints = store_.checkpoints(run_id);
-  if (checkpoints.empty()) {
-    if (auto trained = store_.find_trained(run.train_hash); trained && trained->id != run_id) {
+  if (auto trained = store_.find_trained(run.train_hash); trained && trained->id != run_id) {
+    const auto theirs = store_.checkpoints(trained->id);
+    const std::int64_t ours = checkpoints.empty() ? -1 : checkpoints.back().step;
+    if (!theirs.empty() && theirs.back().step > ours) {
       spdlog::info("{}: reusing the checkpoints of run {} (same training config)", tag, trained->id);
       store_.transaction([&] {
         store_.add_losses(run_id, store_.losses(trained->id));
-        for (auto c : store_.checkpoints(trained->id)) {
+        for (auto c : theirs) {
+          if (c.step <= ours) continue;
           c.id = 0;
           c.run_id = run_id;
           store_.add_checkpoint(c);

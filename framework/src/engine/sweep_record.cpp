@@ -7,6 +7,7 @@
 
 #include "difflab/errors.hpp"
 #include "engine/engine.hpp"
+#include "engine/run_context.hpp"
 
 namespace difflab {
 namespace fs = std::filesystem;
@@ -36,6 +37,70 @@ void collect(const nlohmann::json& config, ValuesByKey& values, std::set<std::st
 
 std::string describe_values(const std::set<std::string>& values) {
   return join(std::vector<std::string>(values.begin(), values.end()), ", ");
+}
+
+// A run's config without its name and training length: what a longer run must share with a
+// recorded one to continue it.
+std::string without_length(nlohmann::json config) {
+  config.erase("name");
+  if (auto train = config.find("train"); train != config.end() && train->is_object()) {
+    train->erase("epochs");
+    train->erase("steps");
+  }
+  return config.dump();
+}
+
+// "train.epochs 100 -> 200" or "train.steps 1000 -> 5000", when `run` trains longer than
+// `recorded` did by its epochs (no step count on either) or by its step count; else "".
+std::string lengthening(const nlohmann::json& recorded, const TrainConfig& run) {
+  const auto epochs = recorded.value("epochs", std::int64_t{0});
+  const auto steps = recorded.value("steps", std::int64_t{0});
+  if (steps == 0 && run.steps == 0 && run.epochs > epochs) {
+    return "train.epochs " + std::to_string(epochs) + " -> " + std::to_string(run.epochs);
+  }
+  if (steps > 0 && run.steps > steps && run.epochs == epochs) {
+    return "train.steps " + std::to_string(steps) + " -> " + std::to_string(run.steps);
+  }
+  return "";
+}
+
+// Continues each recorded run of the sweep that a grid point trains longer with nothing else
+// changed: the store keeps one run whose checkpoints go further. A learning rate that decays over
+// the whole length (cosine) gave the recorded epochs other rates than the longer run's: refused.
+void continue_longer_runs(const SweepGrid& grid, RunStore& store) {
+  const auto recorded = store.runs(grid.name);
+  std::set<std::string> stored, wanted;
+  for (const auto& r : recorded) stored.insert(r.config_hash);
+  for (const auto& r : grid.runs) wanted.insert(r.config_hash);
+  std::map<std::string, const RunRecord*> by_rest;  // recorded runs the file no longer has
+  for (const auto& r : recorded) {
+    if (!wanted.count(r.config_hash)) by_rest.emplace(without_length(nlohmann::json::parse(r.config_json)), &r);
+  }
+  for (const auto& run : grid.runs) {
+    if (stored.count(run.config_hash)) continue;
+    const auto found = by_rest.find(without_length(run.json));
+    if (found == by_rest.end()) continue;
+    const RunRecord& old = *found->second;
+    const auto change = lengthening(nlohmann::json::parse(old.config_json).value("train", nlohmann::json::object()),
+                                    run.train);
+    if (change.empty()) continue;
+    if (run.train.lr_schedule == "cosine") {
+      throw InputError(grid.file + ": grid point " + std::to_string(run.index) + " (" + axes_text(run) + "): " +
+                       change + " would continue a recorded run whose cosine learning-rate schedule decayed over "
+                       "its shorter length, so it would not equal a run trained this long from the start; add "
+                       "--new-sweep to train it again as a new sweep");
+    }
+    RunRecord longer = old;
+    longer.grid_index = run.index;
+    longer.config_json = run.json.dump();
+    longer.config_hash = run.config_hash;
+    longer.train_hash = run.train_hash;
+    longer.axes_json = run.axes.dump();
+    store.continue_run(old.id, longer);
+    spdlog::info("run {} [{}]: continuing its recorded training ({}) from its last checkpoint", run.index,
+                 axes_text(run), change);
+    by_rest.erase(found);
+  }
 }
 
 std::string next_free_name(const RunStore& store, const std::string& name) {
@@ -104,6 +169,7 @@ std::int64_t record_sweep(SweepGrid& grid, RunStore& store, const Registry& regi
   std::int64_t sweep_id = 0;
   store.transaction([&] {
     auto existing = store.find_sweep(grid.name);
+    if (existing && change != GridChange::new_sweep) continue_longer_runs(grid, store);
     if (existing) {
       const auto runs = store.runs(grid.name);
       std::set<std::string> stored, wanted;

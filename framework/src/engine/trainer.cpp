@@ -107,7 +107,8 @@ double Trainer::train(TrainingTask& task, torch::optim::Optimizer& optimizer, to
     fs::create_directories(dir);
     const auto file = (dir / "checkpoint.pt").string();
     task.save(file, optimizer, gen, {epoch, global_step});
-    CheckpointRecord record{0, run_id_, epoch, global_step, file, train_seconds, task.evaluated_name()};
+    CheckpointRecord record{0,    run_id_, epoch, global_step, file, train_seconds, task.evaluated_name(),
+                            global_step * batch};
     crash_point("checkpoint-record");
     store_.transaction([&] {
       store_.add_losses(run_id_, pending_losses);

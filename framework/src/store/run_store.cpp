@@ -294,6 +294,22 @@ void RunStore::mark_failed(std::int64_t run_id, const std::string& reason) {
   }
 }
 
+void RunStore::continue_run(std::int64_t run_id, const RunRecord& longer) {
+  Statement s(*impl_,
+              "UPDATE runs SET grid_index = ?2, config_json = ?3, config_hash = ?4, train_hash = ?5, axes_json = ?6,"
+              " status = CASE status WHEN 'done' THEN 'pending' ELSE status END,"
+              " finished_at = CASE status WHEN 'done' THEN NULL ELSE finished_at END WHERE id = ?1");
+  s.bind(1, run_id)
+      .bind(2, longer.grid_index)
+      .bind(3, longer.config_json)
+      .bind(4, longer.config_hash)
+      .bind(5, longer.train_hash)
+      .bind(6, longer.axes_json);
+  if (s.run() != 1) {
+    throw RunError("no run with id " + std::to_string(run_id) + " in " + path_);
+  }
+}
+
 void RunStore::set_run_state(std::int64_t run_id, const RunRecord& state) {
   Statement s(*impl_,
               "UPDATE runs SET status = ?2, reason = ?3, device = ?4, started_at = ?5,"
@@ -319,10 +335,11 @@ std::int64_t RunStore::add_checkpoint(const CheckpointRecord& checkpoint) {
     // DO UPDATE (not INSERT OR REPLACE) keeps the row id, so its metrics stay attached.
     Statement upsert(*impl_,
                      "INSERT INTO checkpoints (run_id, epoch, step, file, wall_seconds, created_at,"
-                     " weights) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                     " weights, images) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
                      " ON CONFLICT (run_id, step) DO UPDATE SET epoch = excluded.epoch,"
                      " file = excluded.file, wall_seconds = excluded.wall_seconds,"
-                     " created_at = excluded.created_at, weights = excluded.weights");
+                     " created_at = excluded.created_at, weights = excluded.weights,"
+                     " images = excluded.images");
     upsert.bind(1, checkpoint.run_id)
         .bind(2, checkpoint.epoch)
         .bind(3, checkpoint.step)
@@ -330,6 +347,7 @@ std::int64_t RunStore::add_checkpoint(const CheckpointRecord& checkpoint) {
         .bind(5, checkpoint.wall_seconds)
         .bind(6, utc_now())
         .bind(7, checkpoint.weights)
+        .bind_or_null(8, checkpoint.images)
         .run();
     Statement select(*impl_, "SELECT id FROM checkpoints WHERE run_id = ?1 AND step = ?2");
     select.bind(1, checkpoint.run_id).bind(2, checkpoint.step);
@@ -357,11 +375,11 @@ void RunStore::add_losses(std::int64_t run_id, const std::vector<LossRecord>& lo
 void RunStore::add_metric(const MetricRecord& metric) {
   Statement s(
       *impl_,
-      "INSERT INTO metrics (checkpoint_id, sampler, sampler_params_json, metric, variant, value, better, nfe)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+      "INSERT INTO metrics (checkpoint_id, sampler, sampler_params_json, metric, variant, value, better, nfe,"
+      " protocol_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
       " ON CONFLICT (checkpoint_id, sampler, metric, variant) DO UPDATE SET"
       " sampler_params_json = excluded.sampler_params_json, value = excluded.value, better = excluded.better,"
-      " nfe = excluded.nfe");
+      " nfe = excluded.nfe, protocol_json = excluded.protocol_json");
   s.bind(1, metric.checkpoint_id)
       .bind(2, metric.sampler)
       .bind(3, metric.sampler_params_json.empty() ? std::string("{}") : metric.sampler_params_json)
@@ -370,6 +388,7 @@ void RunStore::add_metric(const MetricRecord& metric) {
       .bind(6, metric.value)
       .bind(7, metric.better)
       .bind_or_null(8, metric.nfe)
+      .bind(9, metric.protocol_json.empty() ? std::string("{}") : metric.protocol_json)
       .run();
 }
 

@@ -82,6 +82,7 @@ struct CheckpointRecord {
   std::string file;
   double wall_seconds = 0;  // training wall time when it was written
   std::string weights = "model";  // evaluated with: "model", or "ema(0.999)" for the EMA weights
+  std::int64_t images = 0;  // training images seen (steps x batch rows); 0 when not recorded
 };
 
 struct LossRecord {
@@ -102,6 +103,11 @@ struct MetricRecord {
   double value = 0;  // NaN round-trips (stored as NULL)
   std::string better = "lower";  // "lower" or "higher": which way the metric improves, as it declares
   std::int64_t nfe = 0;  // the sampler's model calls per sample; 0 for checkpoint-scope metrics
+  /// How the value was measured, as a JSON object: "samples" (generated rows measured),
+  /// "reference" and "reference_size" (the data split compared against and its rows),
+  /// "extractor" and "extractor_weights" (feature network and a hash of its weights),
+  /// "common_noise", "nfe"; only the keys that apply. "{}" when not recorded (before version 6).
+  std::string protocol_json = "{}";
 };
 
 /// Whether `candidate` beats `incumbent` for a metric whose values improve upwards
@@ -130,7 +136,7 @@ struct ArtifactRecord {
 /// migrations applied on open). Not thread-safe: one RunStore per thread.
 class RunStore {
  public:
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
 
   enum class Access {
     read_write,  // creates the file if needed and applies migrations
@@ -183,6 +189,11 @@ class RunStore {
   /// Records the scale a latent diffusion run's latents were multiplied by.
   void set_latent_scale(std::int64_t run_id, double scale);
   void mark_failed(std::int64_t run_id, const std::string& reason);
+  /// Continues a run with a longer training (train.epochs or train.steps raised, nothing else in
+  /// training changed): its grid index, config, hashes and axes become `longer`'s, and a done run
+  /// is pending again; its checkpoints, losses and metric values stay, and training goes on from
+  /// the last checkpoint.
+  void continue_run(std::int64_t run_id, const RunRecord& longer);
   /// Copies another store's state of the same run (status, reason, device, times, versions);
   /// what `runner merge` uses. pid becomes 0: the process belonged to the other store.
   void set_run_state(std::int64_t run_id, const RunRecord& state);

@@ -112,6 +112,16 @@ ALTER TABLE metrics ADD COLUMN nfe INTEGER CHECK (nfe IS NULL OR nfe > 0);
 ALTER TABLE runs ADD COLUMN latent_scale REAL;
 ALTER TABLE losses ADD COLUMN terms_json TEXT;
 )sql",
+    // 6: the evaluation protocol of each metric value (samples, reference split and size,
+    // feature extractor and its weights' hash, common noise, NFE) as a JSON object, '{}' for
+    // values recorded before this version; and the training images a checkpoint has seen
+    // (steps x batch), filled in for older checkpoints from their run's train.batch_size.
+    R"sql(
+ALTER TABLE metrics ADD COLUMN protocol_json TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE checkpoints ADD COLUMN images INTEGER;
+UPDATE checkpoints SET images = step * (
+  SELECT json_extract(r.config_json, '$.train.batch_size') FROM runs r WHERE r.id = checkpoints.run_id);
+)sql",
 };
 static_assert(kApplicationId == 1145457730, "migration 1 writes kApplicationId literally");
 

@@ -55,7 +55,8 @@ RunRecord read_run(const Statement& s) {
   return r;
 }
 
-constexpr const char* kCheckpointColumns = "c.id, c.run_id, c.epoch, c.step, c.file, c.wall_seconds, c.weights";
+constexpr const char* kCheckpointColumns =
+    "c.id, c.run_id, c.epoch, c.step, c.file, c.wall_seconds, c.weights, c.images";
 
 CheckpointRecord read_checkpoint(const Statement& s) {
   CheckpointRecord r;
@@ -66,6 +67,7 @@ CheckpointRecord read_checkpoint(const Statement& s) {
   r.file = s.text(4);
   r.wall_seconds = s.real(5);
   r.weights = s.text(6);
+  r.images = s.integer(7);  // NULL (not recorded) reads as 0
   return r;
 }
 
@@ -76,7 +78,7 @@ LossRecord read_loss(const Statement& s, int first = 0) {
 
 constexpr const char* kMetricColumns =
     "m.checkpoint_id, m.sampler, m.sampler_params_json, m.metric, m.variant, m.value, m.better,"
-    " m.nfe";
+    " m.nfe, m.protocol_json";
 
 MetricRecord read_metric(const Statement& s) {
   MetricRecord r;
@@ -88,6 +90,7 @@ MetricRecord read_metric(const Statement& s) {
   r.value = s.real(5);
   r.better = s.text(6);
   r.nfe = s.integer(7);  // NULL (checkpoint scope, or recorded before version 4) reads as 0
+  r.protocol_json = s.text(8);
   return r;
 }
 

@@ -4,6 +4,7 @@
 #include <map>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "difflab/errors.hpp"
 #include "engine/engine.hpp"
@@ -132,6 +133,116 @@ TEST_CASE("a run records checkpoints, losses, metrics and samples, repeatably", 
   // Running the sweep again skips the finished run.
   summary = run_sweep(grid, a, test::plugins(), options);
   CHECK(summary.skipped == 1);
+}
+
+TEST_CASE("each metric value records its protocol, and each checkpoint the images it has seen", "[engine]") {
+  const auto dir = test::temp_dir("protocol");
+  g_crash_step = -1;
+  SweepOptions options;
+  options.engine.out_dir = dir / "runs";
+  RunStore store((dir / "s.sqlite").string());
+  run_sweep(tiny_grid(dir, {"evaluation.common_noise=false"}), store, test::plugins(), options);
+  const auto run = store.runs("engine_test").at(0);
+  const auto checkpoints = store.checkpoints(run.id);
+  REQUIRE(checkpoints.size() == 2);
+  CHECK(checkpoints[0].images == 8 * 128);  // 2 epochs of 4 steps of 128 rows
+  CHECK(checkpoints[1].images == 16 * 128);
+  std::map<std::string, nlohmann::json> protocol;
+  for (const auto& m : store.metrics(checkpoints[1].id)) protocol[m.metric] = nlohmann::json::parse(m.protocol_json);
+  // test_loss: the whole test split; mmd: the 64 samples against the 128 test points (under its
+  // max_points), drawn by DDIM with 10 model calls from the sampler's own noise.
+  CHECK(protocol.at("test_loss") == nlohmann::json{{"reference", "test"}, {"reference_size", 128}});
+  CHECK(protocol.at("mmd") == nlohmann::json{{"samples", 64},
+                                             {"common_noise", false},
+                                             {"nfe", 10},
+                                             {"reference", "test"},
+                                             {"reference_size", 128}});
+  CHECK(protocol.at("crash_once") == nlohmann::json{{"samples", 64}, {"common_noise", false}, {"nfe", 10}});
+}
+
+TEST_CASE("raising train.epochs continues the recorded run from its last checkpoint, to a straight run's result",
+          "[engine]") {
+  const auto dir = test::temp_dir("continue");
+  g_crash_step = -1;
+  SweepOptions options;
+  options.engine.out_dir = dir / "straight";
+  RunStore straight((dir / "straight.sqlite").string());
+  run_sweep(tiny_grid(dir, {"train.epochs=6"}), straight, test::plugins(), options);
+
+  options.engine.out_dir = dir / "continued";
+  RunStore store((dir / "continued.sqlite").string());
+  run_sweep(tiny_grid(dir, {"train.epochs=3"}), store, test::plugins(), options);
+  const auto before = store.runs("engine_test").at(0);
+  const auto first = store.checkpoints(before.id);
+  REQUIRE(first.size() == 2);  // epochs 2 and 3 (the last)
+  const auto first_values = outcome(store, before.id).values;
+
+  // The same file with 6 epochs: no --extend needed, and the run is the same record.
+  const auto summary = run_sweep(tiny_grid(dir, {"train.epochs=6"}), store, test::plugins(), options);
+  CHECK(summary.done == 1);
+  const auto runs = store.runs("engine_test");
+  REQUIRE(runs.size() == 1);
+  const auto after = runs[0];
+  CHECK(after.id == before.id);
+  CHECK(after.status == RunStatus::done);
+  CHECK(nlohmann::json::parse(after.config_json)["train"]["epochs"] == 6);
+  const auto checkpoints = store.checkpoints(after.id);
+  std::vector<std::int64_t> epochs;
+  for (const auto& c : checkpoints) epochs.push_back(c.epoch);
+  CHECK(epochs == std::vector<std::int64_t>{2, 3, 4, 6});
+  // Epochs 1-3 were not trained again: their checkpoints, times and values are untouched.
+  for (std::size_t i = 0; i < first.size(); ++i) {
+    CHECK(checkpoints[i].id == first[i].id);
+    CHECK(checkpoints[i].wall_seconds == first[i].wall_seconds);
+  }
+  const auto all_values = outcome(store, after.id).values;
+  CHECK(std::vector<double>(all_values.begin(), all_values.begin() + first_values.size()) == first_values);
+  CHECK(checkpoints.back().wall_seconds > first.back().wall_seconds);  // training time goes on
+
+  // Losses and the values of epochs 4 and 6 equal the straight run's, bit for bit.
+  const auto s_run = straight.runs("engine_test").at(0);
+  const auto s_losses = straight.losses(s_run.id), c_losses = store.losses(after.id);
+  REQUIRE(s_losses.size() == 6);
+  REQUIRE(c_losses.size() == 6);
+  for (std::size_t i = 0; i < 6; ++i) CHECK(s_losses[i].loss == c_losses[i].loss);
+  const auto values_at = [](const RunStore& st, std::int64_t run_id, std::int64_t epoch) {
+    std::vector<double> v;
+    for (const auto& c : st.checkpoints(run_id)) {
+      if (c.epoch != epoch) continue;
+      for (const auto& m : st.metrics(c.id)) v.push_back(m.value);
+    }
+    return v;
+  };
+  for (const std::int64_t epoch : {4, 6}) {
+    INFO("epoch " << epoch);
+    const auto expected = values_at(straight, s_run.id, epoch);
+    CHECK(!expected.empty());
+    CHECK(values_at(store, after.id, epoch) == expected);
+  }
+
+  // A shorter training is no continuation: the grid differs and is refused as before.
+  CHECK_THROWS_AS(run_sweep(tiny_grid(dir, {"train.epochs=4"}), store, test::plugins(), options), InputError);
+}
+
+TEST_CASE("a cosine learning-rate decay is not continued: it says why and how to train longer", "[engine]") {
+  const auto dir = test::temp_dir("continue-cosine");
+  g_crash_step = -1;
+  RunStore store((dir / "s.sqlite").string());
+  auto grid = tiny_grid(dir, {"train.lr_schedule=cosine"});
+  record_sweep(grid, store, test::plugins());
+  auto longer = tiny_grid(dir, {"train.lr_schedule=cosine", "train.epochs=8"});
+  try {
+    record_sweep(longer, store, test::plugins());
+    FAIL("a cosine run was continued");
+  } catch (const InputError& e) {
+    const std::string what = e.what();
+    CHECK_THAT(what, Catch::Contains("train.epochs 4 -> 8") && Catch::Contains("cosine") &&
+                         Catch::Contains("--new-sweep"));
+    CHECK(what.find('\n') == std::string::npos);
+  }
+  CHECK(nlohmann::json::parse(store.runs("engine_test").at(0).config_json)["train"]["epochs"] == 4);
+  record_sweep(longer, store, test::plugins(), GridChange::new_sweep);
+  CHECK(longer.name == "engine_test-2");
 }
 
 namespace {

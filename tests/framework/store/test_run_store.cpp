@@ -72,7 +72,13 @@ void exec_raw(const std::string& path, const std::string& sql) {
 }
 
 // Takes a store back to version 4's tables: no latent_scale, no terms_json.
+void drop_version_6_columns(const std::string& path) {
+  query_text(path, "ALTER TABLE metrics DROP COLUMN protocol_json");
+  query_text(path, "ALTER TABLE checkpoints DROP COLUMN images");
+}
+
 void drop_version_5_columns(const std::string& path) {
+  drop_version_6_columns(path);
   query_text(path, "ALTER TABLE runs DROP COLUMN latent_scale");
   query_text(path, "ALTER TABLE losses DROP COLUMN terms_json");
 }
@@ -98,19 +104,19 @@ TEST_CASE("run status names round-trip", "[store]") {
   CHECK_THROWS_AS(difflab::parse_run_status("finished"), difflab::InputError);
 }
 
-TEST_CASE("a new store is at schema version 5 in WAL mode", "[store]") {
+TEST_CASE("a new store is at schema version 6 in WAL mode", "[store]") {
   const auto path = store_path("store-schema");
   {
     RunStore store(path);
-    CHECK(store.schema_version() == 5);
-    CHECK(RunStore::kSchemaVersion == 5);
+    CHECK(store.schema_version() == 6);
+    CHECK(RunStore::kSchemaVersion == 6);
     CHECK(store.path() == path);
   }
   CHECK(query_text(path, "PRAGMA journal_mode") == "wal");
-  CHECK(query_text(path, "PRAGMA user_version") == "5");
+  CHECK(query_text(path, "PRAGMA user_version") == "6");
   // Reopening an up-to-date store migrates nothing and keeps it usable.
   RunStore again(path);
-  CHECK(again.schema_version() == 5);
+  CHECK(again.schema_version() == 6);
   CHECK(again.sweeps().empty());
 }
 
@@ -134,7 +140,7 @@ TEST_CASE("a version 1 store is migrated on open and keeps its rows", "[store]")
                     Catch::Contains("schema version 1") && Catch::Contains("to upgrade it"));
   {
     RunStore writer(path);  // a writer migrates
-    CHECK(writer.schema_version() == 5);
+    CHECK(writer.schema_version() == 6);
   }
   RunStore store(path, RunStore::Access::read_only);
   const auto runs = store.runs("old");
@@ -195,7 +201,7 @@ TEST_CASE("a version 3 store gains the nfe column on open, NULL in the rows it h
                     Catch::Contains("schema version 3") && Catch::Contains("to upgrade it"));
   {
     RunStore writer(path);
-    CHECK(writer.schema_version() == 5);
+    CHECK(writer.schema_version() == 6);
     // A value measured after the upgrade records its NFE beside the old ones.
     MetricRecord fresh{checkpoint, "ddim(steps=20)", "{}", "mmd", "rbf", 0.0625};
     fresh.nfe = 20;
@@ -226,7 +232,7 @@ TEST_CASE("a version 4 store gains latent_scale and terms_json on open; both rou
   query_text(path, "PRAGMA user_version = 4");
   {
     RunStore writer(path);
-    CHECK(writer.schema_version() == 5);
+    CHECK(writer.schema_version() == 6);
     CHECK(std::isnan(writer.run(run)->latent_scale));  // NULL in the rows it had
     CHECK(writer.losses(run).at(0).terms_json.empty());
     writer.set_latent_scale(run, 0.8125);
@@ -239,6 +245,54 @@ TEST_CASE("a version 4 store gains latent_scale and terms_json on open; both rou
   CHECK(losses[1].terms_json == R"({"kl":12.5,"reconstruction":0.125})");
   CHECK(store.sweep_losses("old").at(1).second.terms_json == losses[1].terms_json);
   CHECK(query_text(path, "SELECT COUNT(*) FROM losses WHERE terms_json IS NULL") == "1");
+}
+
+TEST_CASE("a version 5 store gains protocol_json and images on open; both round-trip through a merge", "[store]") {
+  const auto dir = difflab::test::temp_dir("store-v5");
+  const auto path = (dir / "runs.db").string();
+  std::int64_t old_checkpoint = 0, no_batch = 0;
+  {
+    RunStore store(path);
+    const auto sweep = store.add_sweep("old", "old.yaml", "");
+    auto run = make_run(sweep, 0, "hash0");
+    run.config_json = R"({"train":{"batch_size":128,"epochs":4},"seed":0})";
+    old_checkpoint = store.add_checkpoint({0, store.add_run(run), 2, 8, "e2.pt", 1.0});
+    store.add_metric({old_checkpoint, "ddpm", "{}", "mmd", "rbf", 0.5});
+    no_batch = store.add_checkpoint({0, store.add_run(make_run(sweep, 1, "hash1")), 1, 10, "e1.pt", 1.0});
+  }
+  drop_version_6_columns(path);
+  query_text(path, "PRAGMA user_version = 5");
+  {
+    RunStore writer(path);
+    CHECK(writer.schema_version() == 6);
+    const auto checkpoints = writer.sweep_checkpoints("old");
+    REQUIRE(checkpoints.size() == 2);
+    CHECK(checkpoints[0].images == 8 * 128);  // step x the run's train.batch_size
+    CHECK(checkpoints[1].id == no_batch);
+    CHECK(checkpoints[1].images == 0);  // no batch size in its config: not known
+    CHECK(writer.metrics(old_checkpoint).at(0).protocol_json == "{}");
+    MetricRecord fresh{old_checkpoint, "ddim(steps=10)", "{}", "mmd", "rbf", 0.25};
+    fresh.protocol_json = R"({"nfe":10,"reference":"test","reference_size":256,"samples":64})";
+    writer.add_metric(fresh);
+    writer.add_checkpoint({0, checkpoints[0].run_id, 4, 16, "e4.pt", 2.0, "model", 16 * 128});
+  }
+  const auto merged_path = (dir / "merged.db").string();
+  {
+    const RunStore from(path, RunStore::Access::read_only);
+    RunStore into(merged_path);
+    difflab::merge_store(from, into);
+  }
+  for (const auto& p : {path, merged_path}) {
+    INFO(p);
+    RunStore store(p, RunStore::Access::read_only);
+    const auto metrics = store.sweep_metrics("old");
+    REQUIRE(metrics.size() == 2);
+    CHECK(metrics[0].protocol_json == "{}");
+    CHECK(metrics[1].protocol_json == R"({"nfe":10,"reference":"test","reference_size":256,"samples":64})");
+    const auto checkpoints = store.sweep_checkpoints("old");
+    REQUIRE(checkpoints.size() == 3);
+    CHECK(checkpoints[1].images == 16 * 128);
+  }
 }
 
 TEST_CASE("nfe round-trips, NULL for checkpoint-scope values, through every read and a merge",
