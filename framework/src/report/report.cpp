@@ -1,5 +1,6 @@
-// render_report: the store's runs as one table (plain text, markdown, CSV or JSON); the table
-// itself is made in report_table.cpp, the HTML page in report_html.cpp.
+// render_report: the store's runs as one table (plain text, markdown, CSV or JSON), or its
+// --by-nfe pivot, --over groups or --compare pairs; the table itself is made in report_table.cpp,
+// the groups and pairs in report_summary.cpp, the HTML page in report_html.cpp.
 #include "report/report.hpp"
 
 #include <algorithm>
@@ -74,10 +75,29 @@ std::string report_cell_text(const Json& value, ColumnKind kind, bool full) {
   return value.dump();  // arrays and objects given as axis values
 }
 
+std::string summary_cell_text(const IntervalSummary& summary, ReportInterval interval) {
+  if (summary.n == 0) return "";
+  const auto mean = general_double(summary.mean, 4);
+  if (!summary.has_interval()) return mean + " (n=" + std::to_string(summary.n) + ")";
+  const auto n = " (s=" + general_double(summary.stddev, 4) + ", n=" + std::to_string(summary.n) + ")";
+  if (interval == ReportInterval::t) {
+    return mean + " ± " + general_double((summary.ci_high - summary.ci_low) / 2, 4) + n;
+  }
+  return mean + " [" + general_double(summary.ci_low, 4) + ", " +
+         general_double(summary.ci_high, 4) + "]" + n;
+}
+
 namespace {
 
 std::string cell_text(const Json& value, ColumnKind kind, bool full) {
   return report_cell_text(value, kind, full);
+}
+
+// Columns a cell takes in a terminal: UTF-8 continuation bytes take none ("±" is two bytes).
+std::size_t display_width(const std::string& text) {
+  std::size_t width = 0;
+  for (const char c : text) width += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return width;
 }
 
 std::string one_line(std::string text) {
@@ -90,7 +110,7 @@ std::string render_table(const std::vector<Column>& columns,
                          const std::vector<std::vector<Json>>& rows) {
   std::vector<std::vector<std::string>> cells;
   std::vector<std::size_t> widths;
-  for (const auto& c : columns) widths.push_back(c.header.size());
+  for (const auto& c : columns) widths.push_back(display_width(c.header));
   for (const auto& row : rows) {
     auto& line = cells.emplace_back();
     for (std::size_t i = 0; i < columns.size(); ++i) {
@@ -99,14 +119,14 @@ std::string render_table(const std::vector<Column>& columns,
       if (columns[i].header == "reason" && text.size() > kTableReasonWidth) {
         text = text.substr(0, kTableReasonWidth - 3) + "...";
       }
-      widths[i] = std::max(widths[i], text.size());
+      widths[i] = std::max(widths[i], display_width(text));
       line.push_back(std::move(text));
     }
   }
   auto emit = [&](const std::vector<std::string>& texts, std::string& out) {
     std::string line;
     for (std::size_t i = 0; i < texts.size(); ++i) {
-      const std::string pad(widths[i] - texts[i].size(), ' ');
+      const std::string pad(widths[i] - display_width(texts[i]), ' ');
       if (i > 0) line += "  ";
       line += report_numeric(columns[i].kind) ? pad + texts[i] : texts[i] + pad;
     }
@@ -214,6 +234,145 @@ std::string render_nfe_json(const NfePivot& pivot) {
   return out.dump(2) + "\n";
 }
 
+const char* interval_name(ReportInterval interval) {
+  return interval == ReportInterval::t ? "t" : "bootstrap";
+}
+
+Json number_or_null(double value) { return std::isfinite(value) ? Json(value) : Json(); }
+
+Json summary_json(const IntervalSummary& s) {
+  Json out = Json::object();
+  out["mean"] = number_or_null(s.mean);
+  out["std"] = number_or_null(s.stddev);
+  out["n"] = s.n;
+  out["ci_low"] = number_or_null(s.ci_low);
+  out["ci_high"] = number_or_null(s.ci_high);
+  return out;
+}
+
+Json summary_text_cell(const IntervalSummary& s, ReportInterval interval) {
+  return s.n == 0 ? Json() : Json(summary_cell_text(s, interval));
+}
+
+// --over in tables and markdown: a cell of text per metric column, then the caption.
+std::string render_over_text(const OverTable& over, bool markdown) {
+  std::vector<std::vector<Json>> rows;
+  for (std::size_t r = 0; r < over.labels.size(); ++r) {
+    auto row = over.labels[r];
+    for (const auto& s : over.values[r]) row.push_back(summary_text_cell(s, over.interval));
+    rows.push_back(std::move(row));
+  }
+  return (markdown ? render_markdown(over.columns, rows) : render_table(over.columns, rows)) +
+         "\n" + over.caption;
+}
+
+// --over in CSV: the label columns, then H.mean, H.std, H.n, H.ci_low, H.ci_high per column H.
+std::string render_over_csv(const OverTable& over) {
+  std::vector<Column> columns(over.columns.begin(),
+                              over.columns.begin() + static_cast<std::ptrdiff_t>(over.label_columns));
+  for (std::size_t c = over.label_columns; c < over.columns.size(); ++c) {
+    const auto& column = over.columns[c];
+    for (const char* field : {"mean", "std", "n", "ci_low", "ci_high"}) {
+      auto part = column;
+      part.header += std::string(".") + field;
+      if (std::string(field) == "n") part.kind = ColumnKind::integer;
+      columns.push_back(std::move(part));
+    }
+  }
+  std::vector<std::vector<Json>> rows;
+  for (std::size_t r = 0; r < over.labels.size(); ++r) {
+    auto row = over.labels[r];
+    for (const auto& s : over.values[r]) {
+      const auto fields = summary_json(s);
+      for (const auto& field : fields) row.push_back(field);
+    }
+    rows.push_back(std::move(row));
+  }
+  return render_csv(columns, rows);
+}
+
+std::string render_over_json(const OverTable& over) {
+  Json rows = Json::array();
+  for (std::size_t r = 0; r < over.labels.size(); ++r) {
+    Json object = Json::object();
+    for (std::size_t c = 0; c < over.label_columns; ++c)
+      object[over.columns[c].header] = over.labels[r][c];
+    for (std::size_t i = 0; i < over.values[r].size(); ++i)
+      object[over.columns[over.label_columns + i].header] = summary_json(over.values[r][i]);
+    rows.push_back(std::move(object));
+  }
+  Json out = Json::object();
+  out["over"] = over.axis;
+  out["interval"] = interval_name(over.interval);
+  out["confidence"] = kReportConfidence;
+  out["rows"] = std::move(rows);
+  return out.dump(2) + "\n";
+}
+
+// --compare in tables and markdown: a row per metric column, its difference marked when the
+// interval excludes 0, then the caption.
+std::string render_compare_text(const CompareTable& compare, bool markdown) {
+  const std::vector<Column> columns = {
+      {"metric", ColumnKind::text, ""},
+      {"difference (" + compare.compare.b + " - " + compare.compare.a + ")", ColumnKind::metric,
+       ""}};
+  std::vector<std::vector<Json>> rows;
+  for (const auto& row : compare.rows) {
+    Json cell;
+    if (!row.refused.empty()) {
+      cell = "refused: different protocols";
+    } else if (row.difference.n > 0) {
+      cell = summary_cell_text(row.difference, compare.interval) +
+             (row.difference.excludes_zero() ? " *" : "");
+    }
+    rows.push_back({row.column.header, cell});
+  }
+  return (markdown ? render_markdown(columns, rows) : render_table(columns, rows)) + "\n" +
+         compare.caption;
+}
+
+std::string render_compare_csv(const CompareTable& compare) {
+  std::vector<Column> columns = {{"metric", ColumnKind::text, ""}};
+  for (const char* field : {"mean", "std", "n", "ci_low", "ci_high"}) {
+    columns.push_back({field, std::string(field) == "n" ? ColumnKind::integer : ColumnKind::metric,
+                       ""});
+  }
+  columns.push_back({"excludes_zero", ColumnKind::text, ""});
+  columns.push_back({"refused", ColumnKind::text, ""});
+  std::vector<std::vector<Json>> rows;
+  for (const auto& r : compare.rows) {
+    std::vector<Json> row = {r.column.header};
+    const auto fields = summary_json(r.difference);
+    for (const auto& field : fields) row.push_back(field);
+    row.emplace_back(r.difference.excludes_zero());
+    row.push_back(r.refused.empty() ? Json() : Json(r.refused));
+    rows.push_back(std::move(row));
+  }
+  return render_csv(columns, rows);
+}
+
+std::string render_compare_json(const CompareTable& compare) {
+  Json metrics = Json::array();
+  for (const auto& r : compare.rows) {
+    Json object = {{"metric", r.column.header}};
+    const auto fields = summary_json(r.difference);
+    for (const auto& item : fields.items()) object[item.key()] = item.value();
+    object["excludes_zero"] = r.difference.excludes_zero();
+    object["refused"] = r.refused.empty() ? Json() : Json(r.refused);
+    metrics.push_back(std::move(object));
+  }
+  Json out = Json::object();
+  out["compare"] = compare.compare.axis;
+  out["a"] = compare.compare.a;
+  out["b"] = compare.compare.b;
+  out["difference"] = compare.compare.b + " - " + compare.compare.a;
+  out["interval"] = interval_name(compare.interval);
+  out["confidence"] = kReportConfidence;
+  out["pairs"] = compare.pairs;
+  out["metrics"] = std::move(metrics);
+  return out.dump(2) + "\n";
+}
+
 }  // namespace
 
 ReportFormat parse_report_format(const std::string& name) {
@@ -237,14 +396,112 @@ CheckpointChoice parse_checkpoint_choice(const std::string& name) {
   if (auto guess = did_you_mean(name, {"final", "best", "all"}); !guess.empty()) {
     message += " (did you mean '" + guess + "'?)";
   }
-  throw InputError(message + "; expected final, best or all");
+  throw InputError(message + "; expected final, best, all, step=N or epoch=N");
+}
+
+CheckpointSelection parse_checkpoint_selection(const std::string& text) {
+  for (const auto& [prefix, choice] :
+       {std::pair{std::string("step="), CheckpointChoice::step},
+        std::pair{std::string("epoch="), CheckpointChoice::epoch}}) {
+    if (text.rfind(prefix, 0) != 0) continue;
+    const auto number = text.substr(prefix.size());
+    std::int64_t at = -1;
+    const auto end = number.data() + number.size();
+    const auto [ptr, error] = std::from_chars(number.data(), end, at);
+    if (number.empty() || error != std::errc() || ptr != end || at < 0) {
+      throw InputError("--checkpoint " + text + ": expected a whole number >= 0 after '" +
+                       prefix + "' (e.g. --checkpoint " + prefix + "1000)");
+    }
+    return {choice, at};
+  }
+  return {parse_checkpoint_choice(text), 0};
+}
+
+ReportInterval parse_report_interval(const std::string& name) {
+  if (name == "t") return ReportInterval::t;
+  if (name == "bootstrap") return ReportInterval::bootstrap;
+  std::string message = "unknown interval '" + name + "'";
+  if (auto guess = did_you_mean(name, {"t", "bootstrap"}); !guess.empty()) {
+    message += " (did you mean '" + guess + "'?)";
+  }
+  throw InputError(message + "; expected t (Student t, the default) or bootstrap");
+}
+
+ReportComparison parse_report_comparison(const std::string& text) {
+  const auto usage = "; expected AXIS=A,B with two values of one axis (e.g. --compare "
+                     "schedule.plugin=linear,cosine_beta)";
+  const auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw InputError("--compare " + text + ": no axis" + usage);
+  }
+  ReportComparison compare;
+  compare.axis = text.substr(0, eq);
+  // Values split at commas outside brackets, so that a list value such as [1, 2] stays whole.
+  std::vector<std::string> values(1);
+  int depth = 0;
+  for (std::size_t i = eq + 1; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '[' || c == '{' || c == '(') ++depth;
+    if (c == ']' || c == '}' || c == ')') --depth;
+    if (c == ',' && depth == 0) {
+      values.emplace_back();
+    } else {
+      values.back() += c;
+    }
+  }
+  const bool any_empty = std::any_of(values.begin(), values.end(),
+                                     [](const std::string& v) { return v.empty(); });
+  if (values.size() != 2 || any_empty) {
+    throw InputError("--compare " + text + ": " +
+                     (any_empty ? std::string("an empty value")
+                                : std::to_string(values.size()) + " values") +
+                     usage);
+  }
+  if (values[0] == values[1]) {
+    throw InputError("--compare " + text + ": the two values are the same" + usage);
+  }
+  compare.a = values[0];
+  compare.b = values[1];
+  return compare;
+}
+
+void check_report_options(const ReportOptions& options) {
+  const bool over = !options.over.empty(), compare = !options.compare.axis.empty();
+  if (over && compare) {
+    throw InputError("--over and --compare cannot be combined: give one of them");
+  }
+  if ((over || compare) && !options.by_nfe.empty()) {
+    throw InputError(std::string(over ? "--over" : "--compare") +
+                     " cannot be combined with --by-nfe: give one of them");
+  }
+  if ((over || compare) && options.checkpoint == CheckpointChoice::all) {
+    throw InputError(std::string(over ? "--over" : "--compare") +
+                     " takes one checkpoint per run: use it with --checkpoint final, best, "
+                     "step=N or epoch=N, not all");
+  }
 }
 
 std::string render_report(const RunStore& store, const ReportOptions& options) {
+  check_report_options(options);
   const auto table = make_report_table(store, options);
   const auto no_runs =
       "no runs recorded in " + store.path() +
       (options.sweep.empty() ? std::string() : " for sweep '" + options.sweep + "'") + "\n";
+  const bool markdown = options.format == ReportFormat::markdown;
+  if (!options.over.empty() && options.format != ReportFormat::html) {
+    const auto over = make_over_table(table, options);
+    if (options.format == ReportFormat::json) return render_over_json(over);
+    if (table.runs.empty()) return options.format == ReportFormat::csv ? "" : no_runs;
+    if (options.format == ReportFormat::csv) return render_over_csv(over);
+    return render_over_text(over, markdown);
+  }
+  if (!options.compare.axis.empty() && options.format != ReportFormat::html) {
+    const auto compare = make_compare_table(table, options);
+    if (options.format == ReportFormat::json) return render_compare_json(compare);
+    if (table.runs.empty()) return options.format == ReportFormat::csv ? "" : no_runs;
+    if (options.format == ReportFormat::csv) return render_compare_csv(compare);
+    return render_compare_text(compare, markdown);
+  }
   if (!options.by_nfe.empty() && options.format != ReportFormat::html) {
     const auto pivot = make_nfe_pivot(table, options.by_nfe, options.checkpoint);
     if (options.format == ReportFormat::json) return render_nfe_json(pivot);

@@ -10,12 +10,15 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <tuple>
 #include <unordered_map>
 
 #include "report/report.hpp"
 #include "report/report_assets.hpp"
+#include "report/report_protocol.hpp"
 
 namespace difflab {
 namespace {
@@ -179,6 +182,107 @@ std::string pivot_html(const NfePivot& pivot) {
   return html + "</tbody></table></div>\n";
 }
 
+// A caption's lines, each a note.
+std::string notes_html(const std::string& caption) {
+  std::string html, line;
+  std::istringstream lines(caption);
+  while (std::getline(lines, line)) {
+    if (!line.empty()) html += "<p class=\"note\">" + escape_html(line) + "</p>\n";
+  }
+  return html;
+}
+
+// "linear, 0.001": a --over group as legends name it, by its sweep and other axes.
+std::string group_label(const OverTable& over, std::size_t group) {
+  std::string label;
+  for (std::size_t c = 0; c + 1 < over.label_columns; ++c) {  // the last is `runs`
+    label += (label.empty() ? "" : ", ") +
+             report_cell_text(over.labels[group][c], over.columns[c].kind, false);
+  }
+  return label.empty() ? "all runs" : label;
+}
+
+// The --over table in place of the runs table: a row per group, sortable as the runs table is
+// (by the mean), the best mean of each metric column marked.
+std::string over_table_html(const OverTable& over) {
+  std::vector<std::optional<double>> best(over.columns.size());
+  for (std::size_t c = over.label_columns; c < over.columns.size(); ++c) {
+    int count = 0;
+    for (const auto& values : over.values) {
+      const double mean = values[c - over.label_columns].mean;
+      if (!std::isfinite(mean)) continue;
+      ++count;
+      if (!best[c] || improves(over.columns[c].higher_is_better, mean, *best[c])) best[c] = mean;
+    }
+    if (count < 2) best[c].reset();
+  }
+  std::string html =
+      "<p class=\"note\">Click a header to sort (by the mean). A row per group of runs that "
+      "differ only in " + escape_html(over.axis) + " (<code>runs</code>: how many); the best mean "
+      "of each metric column is marked green.</p>\n" + notes_html(over.caption) +
+      "<div class=\"table-wrap\"><table class=\"runs\" id=\"runs\">\n<thead><tr>";
+  for (const auto& column : over.columns) {
+    html += std::string("<th") + (report_numeric(column.kind) ? " class=\"num\"" : "") + ">" +
+            escape_html(column.header) + "<span class=\"arrow\"></span></th>";
+  }
+  html += "</tr></thead>\n<tbody>\n";
+  for (std::size_t r = 0; r < over.labels.size(); ++r) {
+    html += "<tr class=\"group\">";
+    for (std::size_t c = 0; c < over.columns.size(); ++c) {
+      const auto& column = over.columns[c];
+      std::string classes = report_numeric(column.kind) ? "num" : "";
+      std::string sort_value, text;
+      if (c < over.label_columns) {
+        const auto& value = over.labels[r][c];
+        sort_value = report_cell_text(value, column.kind, true);
+        text = value.is_null() ? "&ndash;" : escape_html(report_cell_text(value, column.kind, false));
+      } else {
+        const auto& summary = over.values[r][c - over.label_columns];
+        if (summary.n > 0) sort_value = report_cell_text(summary.mean, column.kind, true);
+        text = summary.n == 0 ? "&ndash;" : escape_html(summary_cell_text(summary, over.interval));
+        if (best[c] && summary.mean == *best[c]) classes += " best";
+      }
+      html += "<td" + (classes.empty() ? std::string() : " class=\"" + classes + "\"") +
+              " data-v=\"" + escape_html(sort_value) + "\">" + text + "</td>";
+    }
+    html += "</tr>\n";
+  }
+  return html + "</tbody></table></div>\n";
+}
+
+// The --compare table: a row per metric column, its mean difference and interval, marked (*)
+// where the interval excludes 0; then what it holds and any refusals.
+std::string compare_html(const CompareTable& compare) {
+  std::string html = "<h2>Paired differences</h2>\n<div class=\"table-wrap\"><table "
+                     "class=\"runs pivot\" id=\"compare\">\n<thead><tr><th>metric</th>"
+                     "<th class=\"num\">difference (" +
+                     escape_html(compare.compare.b + " - " + compare.compare.a) +
+                     ")</th></tr></thead>\n<tbody>\n";
+  for (const auto& row : compare.rows) {
+    std::string text = "&ndash;";
+    if (!row.refused.empty()) {
+      text = "refused: different protocols";
+    } else if (row.difference.n > 0) {
+      text = escape_html(summary_cell_text(row.difference, compare.interval)) +
+             (row.difference.excludes_zero() ? " *" : "");
+    }
+    html += "<tr><td>" + escape_html(row.column.header) + "</td><td class=\"num\">" + text +
+            "</td></tr>\n";
+  }
+  return html + "</tbody></table></div>\n" + notes_html(compare.caption);
+}
+
+std::string checkpoint_shown(const ReportOptions& options) {
+  switch (options.checkpoint) {
+    case CheckpointChoice::final: return "final";
+    case CheckpointChoice::best: return "best";
+    case CheckpointChoice::all: return "all";
+    case CheckpointChoice::step: return "step=" + std::to_string(options.checkpoint_at);
+    case CheckpointChoice::epoch: return "epoch=" + std::to_string(options.checkpoint_at);
+  }
+  return "";
+}
+
 using CheckpointIndex = std::unordered_map<std::int64_t, const CheckpointRecord*>;  // by id
 
 // Per run id, the latest (by step) of `ids`: among the checkpoints the table shows, the one the
@@ -279,6 +383,22 @@ std::string render_html(const ReportTable& table, const RunStore& store,
     labels.push_back(run_label(runs[i], with_sweep, sweep_name[runs[i].sweep_id]));
     run_order.push_back(labels.back());
   }
+  // --over: the groups, each run's and their labels, which the metric charts draw instead.
+  const auto over =
+      options.over.empty() ? std::optional<OverTable>() : make_over_table(table, options);
+  const auto compare = options.compare.axis.empty() ? std::optional<CompareTable>()
+                                                    : make_compare_table(table, options);
+  constexpr auto kNoGroup = static_cast<std::size_t>(-1);
+  std::vector<std::size_t> group_of_run(runs.size(), kNoGroup);
+  std::vector<std::string> group_labels;
+  if (over) {
+    run_order = Json::array();
+    for (std::size_t g = 0; g < over->members.size(); ++g) {
+      for (const auto row : over->members[g]) group_of_run[table.row_run[row]] = g;
+      group_labels.push_back(group_label(*over, g));
+      run_order.push_back(group_labels.back());
+    }
+  }
   CheckpointIndex checkpoint_of;
   for (const auto& c : table.checkpoints) checkpoint_of[c.id] = &c;
 
@@ -298,14 +418,64 @@ std::string render_html(const ReportTable& table, const RunStore& store,
     }
     begin = end;
   }
+  // A series per sampler, and per protocol where one metric, variant and sampler's values were
+  // measured under several: "ddpm{samples=1000}", named as the table's split columns are.
+  std::vector<std::string> series(table.metrics.size());
+  {
+    std::map<std::string, std::size_t> protocol_id;  // protocol_json -> canonical
+    std::vector<std::string> canonical;
+    std::vector<std::size_t> record_protocol(table.metrics.size());
+    using Key = std::tuple<std::string, std::string, std::string>;
+    std::map<Key, std::vector<std::size_t>> key_protocols;  // canonical ids, first seen first
+    for (std::size_t i = 0; i < table.metrics.size(); ++i) {
+      const auto& m = table.metrics[i];
+      auto it = protocol_id.find(m.protocol_json);
+      if (it == protocol_id.end()) {
+        const auto form = canonical_protocol(m.protocol_json);
+        auto same = std::find(canonical.begin(), canonical.end(), form);
+        if (same == canonical.end()) same = canonical.insert(canonical.end(), form);
+        it = protocol_id
+                 .emplace(m.protocol_json, static_cast<std::size_t>(same - canonical.begin()))
+                 .first;
+      }
+      record_protocol[i] = it->second;
+      auto& seen = key_protocols[Key{m.metric, m.variant, m.sampler}];
+      if (std::find(seen.begin(), seen.end(), it->second) == seen.end()) seen.push_back(it->second);
+    }
+    std::map<std::pair<Key, std::size_t>, std::string> suffix;
+    for (const auto& [key, ids] : key_protocols) {
+      if (ids.size() < 2) continue;
+      std::vector<std::string> forms;
+      for (const auto id : ids) forms.push_back(canonical[id]);
+      const auto names = protocol_labels(forms);
+      for (std::size_t i = 0; i < ids.size(); ++i) suffix[{key, ids[i]}] = names[i];
+    }
+    for (std::size_t i = 0; i < table.metrics.size(); ++i) {
+      const auto& m = table.metrics[i];
+      series[i] = m.sampler.empty() ? std::string("(model)") : m.sampler;
+      if (suffix.empty()) continue;
+      const auto it = suffix.find({Key{m.metric, m.variant, m.sampler}, record_protocol[i]});
+      if (it != suffix.end()) series[i] += it->second;
+    }
+  }
+  // Metric values per (metric, variant) chart: each run's, or with --over each group's mean and
+  // interval at each epoch (of its runs' values there).
   std::map<std::pair<std::string, std::string>, std::size_t> chart_of;
   std::vector<std::set<std::string>> chart_samplers;
   Json charts = Json::array(), metric_points = Json::array();
-  for (const auto& m : table.metrics) {
+  struct GroupValues {
+    std::int64_t step = 0;
+    std::vector<double> values;
+  };
+  // (chart, group, series, epoch) -> the values there
+  std::map<std::tuple<std::size_t, std::size_t, std::string, std::int64_t>, GroupValues> grouped;
+  for (std::size_t i = 0; i < table.metrics.size(); ++i) {
+    const auto& m = table.metrics[i];
     const auto c = checkpoint_of.find(m.checkpoint_id);
     if (c == checkpoint_of.end()) continue;
     const auto r = run_index.find(c->second->run_id);
     if (r == run_index.end()) continue;
+    if (over && group_of_run[r->second] == kNoGroup) continue;
     const auto key = std::make_pair(m.metric, m.variant);
     auto chart = chart_of.find(key);
     if (chart == chart_of.end()) {
@@ -314,12 +484,27 @@ std::string render_html(const ReportTable& table, const RunStore& store,
                         {"higher", m.better == "higher"}});
       chart_samplers.emplace_back();
     }
-    chart_samplers[chart->second].insert(m.sampler);
+    chart_samplers[chart->second].insert(series[i]);
+    if (over) {
+      auto& at = grouped[{chart->second, group_of_run[r->second], series[i], c->second->epoch}];
+      if (at.values.empty()) at.step = c->second->step;
+      at.values.push_back(m.value);
+      continue;
+    }
     metric_points.push_back({{"run", labels[r->second]},
-                             {"sampler", m.sampler.empty() ? std::string("(model)") : m.sampler},
+                             {"sampler", series[i]},
                              {"chart", chart->second}, {"epoch", c->second->epoch},
                              {"step", c->second->step},
                              {"value", std::isfinite(m.value) ? Json(m.value) : Json()}});
+  }
+  auto number = [](double v) { return std::isfinite(v) ? Json(v) : Json(); };
+  for (const auto& [where, at] : grouped) {
+    const auto& [chart, group, name, epoch] = where;
+    const auto s = summarize(at.values, over->interval);
+    metric_points.push_back({{"run", group_labels[group]}, {"sampler", name}, {"chart", chart},
+                             {"epoch", epoch}, {"step", at.step}, {"value", number(s.mean)},
+                             {"ci_low", number(s.ci_low)}, {"ci_high", number(s.ci_high)},
+                             {"n", s.n}});
   }
   for (std::size_t i = 0; i < charts.size(); ++i) charts[i]["samplers"] = chart_samplers[i].size();
 
@@ -420,6 +605,7 @@ std::string render_html(const ReportTable& table, const RunStore& store,
   }
 
   const Json data = {{"run_order", run_order},
+                     {"over", over ? Json(over->axis) : Json()},
                      {"losses", losses},
                      {"charts", charts},
                      {"metrics", metric_points},
@@ -460,10 +646,7 @@ std::string render_html(const ReportTable& table, const RunStore& store,
   html += "<header><h1>difflab report" +
           (sweeps_text.empty() ? std::string() : ": " + escape_html(sweeps_text)) + "</h1>\n";
   html += "<div class=\"meta\">" + escape_html(store.path()) + " &middot; written " + utc_now("%Y-%m-%d %H:%M UTC") +
-          " &middot; checkpoint shown: " +
-          (options.checkpoint == CheckpointChoice::final  ? "final"
-           : options.checkpoint == CheckpointChoice::best ? "best"
-                                                          : "all") +
+          " &middot; checkpoint shown: " + escape_html(checkpoint_shown(options)) +
           "</div>\n<div class=\"counts\"><span><b>" + std::to_string(runs.size()) +
           "</b> runs</span><span><b>" + std::to_string(done) + "</b> done</span><span><b>" +
           std::to_string(failed) + "</b> failed</span>" +
@@ -477,12 +660,16 @@ std::string render_html(const ReportTable& table, const RunStore& store,
   }
   html += "</header>\n<main>\n";
 
-  // The comparison table: the best value of each metric column marked, failed runs in red.
-  html += "<h2>Runs</h2>\n";
+  // The comparison table: the best value of each metric column marked, failed runs in red; with
+  // --over, the groups instead; with --compare, the paired differences first.
+  if (compare && !runs.empty()) html += compare_html(*compare);
+  html += over ? "<h2>Runs over " + escape_html(over->axis) + "</h2>\n" : "<h2>Runs</h2>\n";
   if (runs.empty()) {
     html += "<p class=\"note\">no runs recorded in " + escape_html(store.path()) +
             (options.sweep.empty() ? std::string() : " for sweep '" + escape_html(options.sweep) + "'") +
             "</p>\n";
+  } else if (over) {
+    html += over_table_html(*over);
   } else {
     std::vector<std::optional<double>> best(table.columns.size());
     for (std::size_t c = 0; c < table.columns.size(); ++c) {
@@ -542,8 +729,12 @@ std::string render_html(const ReportTable& table, const RunStore& store,
   if (charts.empty()) {
     html += "<p class=\"note\">no metric values recorded</p>\n";
   } else {
-    html += "<p class=\"note\">One chart per metric: a line per run (colour) and sampler "
-            "(dash).</p>\n<div class=\"charts\">\n";
+    html += over ? "<p class=\"note\">One chart per metric: a line per group of runs that differ "
+                   "only in " + escape_html(over->axis) + " (colour) and sampler (dash), at the "
+                   "mean of its runs' values at each epoch, in a band: their 95% confidence "
+                   "interval (none where one run has a value).</p>\n<div class=\"charts\">\n"
+                 : "<p class=\"note\">One chart per metric: a line per run (colour) and sampler "
+                   "(dash).</p>\n<div class=\"charts\">\n";
     for (std::size_t i = 0; i < charts.size(); ++i) {
       const auto& variant = charts[i]["variant"].get<std::string>();
       html += "<div class=\"card-chart\"><h3>" + escape_html(charts[i]["metric"].get<std::string>()) +

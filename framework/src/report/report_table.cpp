@@ -14,6 +14,7 @@
 #include "api/did_you_mean.hpp"
 #include "difflab/errors.hpp"
 #include "report/report.hpp"
+#include "report/report_protocol.hpp"
 
 namespace difflab {
 namespace {
@@ -138,6 +139,12 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
   auto& checkpoints = table.checkpoints;
   auto& metrics = table.metrics;
   std::vector<MetricKey> recorded_keys;  // in the order each was first recorded
+  // --checkpoint step=N, epoch=N: the point of a checkpoint it compares with N.
+  const bool at_point = options.checkpoint == CheckpointChoice::step ||
+                        options.checkpoint == CheckpointChoice::epoch;
+  auto point_of = [&](const CheckpointRecord& c) {
+    return options.checkpoint == CheckpointChoice::epoch ? c.epoch : c.step;
+  };
   store.snapshot([&] {  // one consistent view while a sweep goes on writing
     runs = store.runs(options.sweep);
     // One checkpoint per run, without html's charts of every value: the store chooses the
@@ -146,9 +153,24 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
                              options.format != ReportFormat::html && store.has_report_index();
     if (one_per_run) {
       recorded_keys = store.metric_keys(options.sweep);
-      const auto final_ids = store.final_checkpoints(options.sweep);
       std::vector<std::int64_t> ids;
-      if (options.checkpoint == CheckpointChoice::best) {
+      if (at_point) {
+        // Every checkpoint is one small row: choose among them here, read only their values.
+        const auto every = store.sweep_checkpoints(options.sweep);  // by run, then step
+        for (std::size_t i = 0; i < every.size();) {
+          std::size_t end = i;
+          const CheckpointRecord* chosen = nullptr;
+          for (; end < every.size() && every[end].run_id == every[i].run_id; ++end) {
+            if (point_of(every[end]) <= options.checkpoint_at) chosen = &every[end];
+          }
+          if (chosen) {
+            ids.push_back(chosen->id);
+            checkpoints.push_back(*chosen);
+          }
+          i = end;
+        }
+      } else if (options.checkpoint == CheckpointChoice::best) {
+        const auto final_ids = store.final_checkpoints(options.sweep);
         const auto columns = column_order(recorded_keys);
         const auto key = best_key_column(columns);
         const auto best_ids = key ? store.best_checkpoints(columns[*key])
@@ -164,9 +186,10 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
           if (!with_best.count(run)) ids.push_back(checkpoint);
         }
       } else {
-        for (const auto& [run, checkpoint] : final_ids) ids.push_back(checkpoint);
+        for (const auto& [run, checkpoint] : store.final_checkpoints(options.sweep))
+          ids.push_back(checkpoint);
       }
-      checkpoints = store.checkpoints_with_ids(ids);
+      if (!at_point) checkpoints = store.checkpoints_with_ids(ids);
       metrics = store.metrics_of_checkpoints(ids);
     } else {
       checkpoints = store.sweep_checkpoints(options.sweep);
@@ -212,15 +235,16 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
   }
   const auto key_column = best_key_column(metric_keys);
 
-  auto values_of = [&](const CheckpointRecord* c) {
-    std::vector<std::optional<double>> values(metric_keys.size());
-    if (!c) return values;
+  // Per key column, the index in `metrics` of a checkpoint's value there (metrics.size(): none).
+  auto records_of = [&](const CheckpointRecord* c) {
+    std::vector<std::size_t> records(metric_keys.size(), metrics.size());
+    if (!c) return records;
     if (auto it = checkpoint_metrics.find(c->id); it != checkpoint_metrics.end()) {
       for (const auto i : it->second) {
-        if (column_of[i] < values.size()) values[column_of[i]] = metrics[i].value;
+        if (column_of[i] < records.size()) records[column_of[i]] = i;
       }
     }
-    return values;
+    return records;
   };
   // Final: the last checkpoint with metrics, else the last one (how far an unevaluated run got).
   auto final_checkpoint =
@@ -236,15 +260,25 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
     double best_value = 0;
     if (key_column) {
       for (const auto* c : list) {
-        const auto value = values_of(c)[*key_column];
-        if (!value || !std::isfinite(*value)) continue;
-        if (!best || improves(metric_keys[*key_column].better == "higher", *value, best_value)) {
+        const auto record = records_of(c)[*key_column];
+        if (record == metrics.size() || !std::isfinite(metrics[record].value)) continue;
+        const double value = metrics[record].value;
+        if (!best || improves(metric_keys[*key_column].better == "higher", value, best_value)) {
           best = c;
-          best_value = *value;
+          best_value = value;
         }
       }
     }
     return best ? best : final_checkpoint(list);
+  };
+  // Step, epoch: the last checkpoint (by step) at or before the point asked for.
+  auto checkpoint_at =
+      [&](const std::vector<const CheckpointRecord*>& list) -> const CheckpointRecord* {
+    const CheckpointRecord* chosen = nullptr;
+    for (const auto* c : list) {
+      if (point_of(*c) <= options.checkpoint_at) chosen = c;
+    }
+    return chosen;
   };
 
   struct Shown {
@@ -261,10 +295,43 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
       case CheckpointChoice::best:
         shown.push_back({&runs[i], best_checkpoint(list)});
         break;
+      case CheckpointChoice::step:
+      case CheckpointChoice::epoch:
+        shown.push_back({&runs[i], checkpoint_at(list)});
+        break;
       case CheckpointChoice::all:
         if (list.empty()) shown.push_back({&runs[i], nullptr});
         for (const auto* c : list) shown.push_back({&runs[i], c});
         break;
+    }
+  }
+
+  // Protocols: per key column, those of the values shown, in the order the rows show them (each
+  // distinct protocol_json text is made canonical once: `all` shows millions of values).
+  std::vector<std::vector<std::size_t>> shown_records;  // per shown row: records_of
+  std::unordered_map<std::string_view, std::size_t> protocol_id;  // protocol_json -> canonical
+  std::vector<std::string> canonical;                             // by id, distinct
+  std::vector<std::size_t> text_protocol;                          // by text id
+  std::vector<std::vector<std::size_t>> key_protocols(metric_keys.size());  // canonical ids
+  auto protocol_of = [&](std::size_t record) {
+    const std::string_view text = metrics[record].protocol_json;
+    auto it = protocol_id.find(text);
+    if (it == protocol_id.end()) {
+      const auto form = canonical_protocol(metrics[record].protocol_json);
+      auto same = std::find(canonical.begin(), canonical.end(), form);
+      if (same == canonical.end()) same = canonical.insert(canonical.end(), form);
+      text_protocol.push_back(static_cast<std::size_t>(same - canonical.begin()));
+      it = protocol_id.emplace(text, text_protocol.size() - 1).first;
+    }
+    return text_protocol[it->second];
+  };
+  for (const auto& s : shown) {
+    auto& records = shown_records.emplace_back(records_of(s.checkpoint));
+    for (std::size_t k = 0; k < records.size(); ++k) {
+      if (records[k] == metrics.size()) continue;
+      auto& seen = key_protocols[k];
+      const auto p = protocol_of(records[k]);
+      if (std::find(seen.begin(), seen.end(), p) == seen.end()) seen.push_back(p);
     }
   }
 
@@ -297,16 +364,33 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
   if (!autoencoder.empty()) columns.push_back({"autoencoder", ColumnKind::text, ""});
   if (any_latent_scale) columns.push_back({"latent_scale", ColumnKind::number, ""});
   columns.push_back({"status", ColumnKind::text, ""});
+  columns.push_back({"step", ColumnKind::integer, ""});
   columns.push_back({"epoch", ColumnKind::integer, ""});
+  columns.push_back({"images", ColumnKind::integer, ""});
   const std::size_t first_metric_column = columns.size();
-  for (const auto& key : metric_keys) {
-    columns.push_back({metric_header(key, variants_of[key.metric].size() > 1), ColumnKind::metric, key.metric,
-                       key.better == "higher"});
+  // Per key column, its columns' indexes by the position of their protocol in key_protocols.
+  std::vector<std::vector<std::size_t>> protocol_columns(metric_keys.size());
+  std::vector<std::size_t> key_first_column(metric_keys.size());
+  for (std::size_t k = 0; k < metric_keys.size(); ++k) {
+    const auto& key = metric_keys[k];
+    const auto header = metric_header(key, variants_of[key.metric].size() > 1);
+    std::vector<std::string> protocols;
+    for (const auto p : key_protocols[k]) protocols.push_back(canonical[p]);
+    if (protocols.empty()) protocols.push_back("{}");  // no value shown: one column
+    const auto labels = protocol_labels(protocols);
+    key_first_column[k] = columns.size();
+    for (std::size_t p = 0; p < protocols.size(); ++p) {
+      protocol_columns[k].push_back(columns.size());
+      columns.push_back({header + labels[p], ColumnKind::metric, key.metric,
+                         key.better == "higher", header, protocols[p]});
+    }
   }
+  const std::size_t metric_columns = columns.size() - first_metric_column;
   if (any_failed) columns.push_back({"reason", ColumnKind::text, ""});  // last: long free text
 
   auto& rows = table.rows;
-  for (const auto& s : shown) {
+  for (std::size_t r = 0; r < shown.size(); ++r) {
+    const auto& s = shown[r];
     const auto& run = *s.run;
     table.row_run.push_back(run_index[run.id]);
     table.row_checkpoint.push_back(s.checkpoint ? s.checkpoint->id : 0);
@@ -320,17 +404,28 @@ ReportTable make_report_table(const RunStore& store, const ReportOptions& option
     if (any_latent_scale)
       row.push_back(std::isfinite(run.latent_scale) ? Json(run.latent_scale) : Json());
     row.emplace_back(run_status_name(run.status));
-    row.push_back(s.checkpoint ? Json(s.checkpoint->epoch) : Json());
-    for (const auto& value : values_of(s.checkpoint)) row.push_back(value ? Json(*value) : Json());
+    const auto* c = s.checkpoint;
+    row.push_back(c ? Json(c->step) : Json());
+    row.push_back(c ? Json(c->epoch) : Json());
+    row.push_back(c && c->images > 0 ? Json(c->images) : Json());
+    row.resize(row.size() + metric_columns);  // null: no value
+    const auto& records = shown_records[r];
+    for (std::size_t k = 0; k < records.size(); ++k) {
+      if (records[k] == metrics.size()) continue;
+      const auto& seen = key_protocols[k];
+      const auto p = static_cast<std::size_t>(
+          std::find(seen.begin(), seen.end(), protocol_of(records[k])) - seen.begin());
+      row[protocol_columns[k][p]] = metrics[records[k]].value;
+    }
     if (any_failed) row.push_back(run.status == RunStatus::failed ? Json(run.reason) : Json());
   }
 
   // Tables say which column chose the best checkpoints; CSV and JSON stay pure data.
   if (options.checkpoint == CheckpointChoice::best && key_column) {
-    table.best_key = first_metric_column + *key_column;
+    table.best_key = key_first_column[*key_column];
     table.footer = std::string("best checkpoint per run: ") +
                    (columns[*table.best_key].higher_is_better ? "highest " : "lowest ") +
-                   columns[*table.best_key].header + "\n";
+                   columns[*table.best_key].key + "\n";
   }
   return table;
 }
@@ -407,10 +502,15 @@ NfePivot make_nfe_pivot(const ReportTable& table, const std::string& metric,
     throw InputError(message + "; metrics recorded: " + listed(present));
   }
 
-  // Ranks by first record, so rows list variants and families in the order they were measured.
+  // Ranks by first record, so rows list variants, families and protocols in the order they were
+  // measured. A protocol here leaves out its "nfe": that is what the columns tell apart.
   std::map<std::string, std::size_t> variant_rank, family_rank;
   std::unordered_map<std::string, std::string> family_of;  // sampler label -> family
-  std::unordered_map<std::int64_t, std::vector<const MetricRecord*>> values_of;  // by checkpoint
+  std::unordered_map<std::string, std::size_t> protocol_rank_of;  // protocol_json -> rank
+  std::vector<std::string> protocols;                              // by rank
+  // By checkpoint: its values and the rank of each one's protocol.
+  std::unordered_map<std::int64_t, std::vector<std::pair<const MetricRecord*, std::size_t>>>
+      values_of;
   bool any_sampler = false, any_without = false;
   for (const auto& m : table.metrics) {
     if (m.metric != metric) continue;
@@ -423,7 +523,16 @@ NfePivot make_nfe_pivot(const ReportTable& table, const std::string& metric,
       family = family_of.emplace(m.sampler, sampler_family(m.sampler)).first;
     variant_rank.emplace(m.variant, variant_rank.size());
     family_rank.emplace(family->second, family_rank.size());
-    values_of[m.checkpoint_id].push_back(&m);
+    auto protocol = protocol_rank_of.find(m.protocol_json);
+    if (protocol == protocol_rank_of.end()) {
+      const auto form = protocol_without(canonical_protocol(m.protocol_json), "nfe");
+      auto same = std::find(protocols.begin(), protocols.end(), form);
+      if (same == protocols.end()) same = protocols.insert(protocols.end(), form);
+      protocol = protocol_rank_of
+                     .emplace(m.protocol_json, static_cast<std::size_t>(same - protocols.begin()))
+                     .first;
+    }
+    values_of[m.checkpoint_id].emplace_back(&m, protocol->second);
   }
   if (!any_sampler && any_without) {
     throw InputError("--by-nfe: '" + metric +
@@ -431,29 +540,34 @@ NfePivot make_nfe_pivot(const ReportTable& table, const std::string& metric,
                      "metrics with samplers: " + listed(with_sampler));
   }
 
-  // One entry per (shown row, variant, family): the values by NFE, the first recorded kept.
+  // One entry per (shown row, variant, family, protocol): the values by NFE, the first recorded
+  // kept; values measured under different protocols never share a row.
   struct Entry {
     std::size_t row;
     const std::string* variant;
     const std::string* family;
+    std::size_t protocol;
     std::map<std::int64_t, double> values;
   };
   std::vector<Entry> entries;
   std::set<std::int64_t> nfe;
   std::set<std::string> variants;
+  std::set<std::size_t> shown_protocols;
   for (std::size_t r = 0; r < table.rows.size(); ++r) {
     const auto it = values_of.find(table.row_checkpoint[r]);
     if (it == values_of.end()) continue;
-    std::map<std::pair<std::size_t, std::size_t>, Entry> by_key;
-    for (const auto* m : it->second) {
+    std::map<std::tuple<std::size_t, std::size_t, std::size_t>, Entry> by_key;
+    for (const auto& [m, protocol] : it->second) {
       const auto& family = family_of[m->sampler];
-      auto& entry = by_key
-                        .try_emplace({variant_rank[m->variant], family_rank[family]},
-                                     Entry{r, &m->variant, &family, {}})
-                        .first->second;
+      auto& entry =
+          by_key
+              .try_emplace({variant_rank[m->variant], family_rank[family], protocol},
+                           Entry{r, &m->variant, &family, protocol, {}})
+              .first->second;
       entry.values.emplace(m->nfe, m->value);
       nfe.insert(m->nfe);
       variants.insert(m->variant);
+      shown_protocols.insert(protocol);
     }
     for (auto& [key, entry] : by_key) entries.push_back(std::move(entry));
   }
@@ -473,12 +587,23 @@ NfePivot make_nfe_pivot(const ReportTable& table, const std::string& metric,
   const bool sweep_column = shown_sweeps.size() > 1;
   const bool epoch_column = checkpoint == CheckpointChoice::all;
   const bool variant_column = variants.size() > 1;
+  // Several protocols: a column names each row's by the keys that differ ("{samples=1000}").
+  const bool protocol_column = shown_protocols.size() > 1;
+  std::map<std::size_t, std::string> protocol_label;
+  if (protocol_column) {
+    std::vector<std::string> shown;
+    for (const auto p : shown_protocols) shown.push_back(protocols[p]);
+    const auto labels = protocol_labels(shown);
+    std::size_t i = 0;
+    for (const auto p : shown_protocols) protocol_label[p] = labels[i++];
+  }
   auto& columns = pivot.columns;
   if (sweep_column) columns.push_back({"sweep", ColumnKind::text, ""});
   columns.push_back({"run", ColumnKind::integer, ""});
   if (epoch_column) columns.push_back({"epoch", ColumnKind::integer, ""});
   if (variant_column) columns.push_back({"variant", ColumnKind::text, ""});
   columns.push_back({"sampler", ColumnKind::text, ""});
+  if (protocol_column) columns.push_back({"protocol", ColumnKind::text, ""});
   pivot.label_columns = columns.size();
   for (const auto n : pivot.nfe) {
     columns.push_back({std::to_string(n), ColumnKind::metric, metric, pivot.higher_is_better});
@@ -494,6 +619,7 @@ NfePivot make_nfe_pivot(const ReportTable& table, const std::string& metric,
     if (epoch_column) row.emplace_back(epoch_of[table.row_checkpoint[entry.row]]);
     if (variant_column) row.emplace_back(*entry.variant);
     row.emplace_back(*entry.family);
+    if (protocol_column) row.emplace_back(protocol_label[entry.protocol]);
     for (const auto n : pivot.nfe) {
       const auto value = entry.values.find(n);
       row.push_back(value == entry.values.end() ? Json() : Json(value->second));

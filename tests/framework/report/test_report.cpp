@@ -132,13 +132,14 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
 
 // clang-format off
 const std::vector<std::string> kHeaders = {
-    "run", "schedule.plugin", "lr", "status", "epoch", "test_loss", "mmd[ddpm]",
+    "run", "schedule.plugin", "lr", "status", "step", "epoch", "images", "test_loss", "mmd[ddpm]",
     "mmd[" + kDdim + "]", "wasserstein[ddpm]", "wasserstein[" + kDdim + "]", "reason"};
 // clang-format on
 
 }  // namespace
 
-TEST_CASE("the table shows axes, status, epoch and a column per metric and sampler", "[report]") {
+TEST_CASE("the table shows axes, status, step, epoch, images and a column per metric and sampler",
+          "[report]") {
   const auto path = make_store("report-table");
   const auto text = report(path, ReportFormat::table, CheckpointChoice::final);
   INFO(text);
@@ -148,29 +149,33 @@ TEST_CASE("the table shows axes, status, epoch and a column per metric and sampl
   CHECK(lines[1].find_first_not_of("- ") == std::string::npos);
   CHECK(lines[1].size() >= lines[0].size());  // the rule spans every column's widest cell
 
-  // Final: each run's last checkpoint (epoch 30), values to 4 significant digits.
+  // Final: each run's last checkpoint (step 3000, epoch 30; the images it saw not recorded),
+  // values to 4 significant digits.
   const auto run0 = words_of(lines[2]);
   REQUIRE(run0.size() == kHeaders.size());
   CHECK(run0[0] == "0");
   CHECK(run0[1] == "linear");
   CHECK(run0[2] == "0.0001");
   CHECK(run0[3] == "done");
-  CHECK(run0[4] == "30");
-  CHECK(run0[5] == g4(test_loss(0, 2)));
-  CHECK(run0[6] == g4(mmd(0, 2, 0)));
-  CHECK(run0[7] == g4(mmd(0, 2, 1)));
-  CHECK(run0[8] == g4(wasserstein(0, 2, 0)));
-  CHECK(run0[9] == g4(wasserstein(0, 2, 1)));
-  CHECK(run0[10] == "-");
+  CHECK(run0[4] == "3000");
+  CHECK(run0[5] == "30");
+  CHECK(run0[6] == "-");
+  CHECK(run0[7] == g4(test_loss(0, 2)));
+  CHECK(run0[8] == g4(mmd(0, 2, 0)));
+  CHECK(run0[9] == g4(mmd(0, 2, 1)));
+  CHECK(run0[10] == g4(wasserstein(0, 2, 0)));
+  CHECK(run0[11] == g4(wasserstein(0, 2, 1)));
+  CHECK(run0[12] == "-");
   CHECK(words_of(lines[3])[1] == "cosine_beta");
 
-  // The failed run: its reason cut to 60 characters, no epoch or values.
+  // The failed run: its reason cut to 60 characters, no step, epoch or values.
   CHECK_THAT(lines[4], Contains("failed") && Contains(kReason.substr(0, 40)) && Contains("..."));
   CHECK_THAT(lines[4], !Contains(kReason));
   const auto failed = words_of(lines[4]);
   CHECK(failed[2] == "0.001");
-  CHECK(failed[4] == "-");                    // no epoch
-  CHECK(failed[9] == "-");                    // nor values
+  CHECK(failed[4] == "-");                    // no step
+  CHECK(failed[5] == "-");                    // nor epoch
+  CHECK(failed[11] == "-");                   // nor values
   CHECK(lines[4].size() == lines[1].size());  // the cut reason fills its column exactly
 }
 
@@ -185,10 +190,11 @@ TEST_CASE("best shows the checkpoint with the lowest wasserstein, all shows ever
     REQUIRE(lines.size() == 2 + 3 + 2);  // rows, then a blank line and the rule it used
     CHECK(lines.back() == "best checkpoint per run: lowest wasserstein[ddpm]");
     const auto run0 = words_of(lines[2]);
-    CHECK(run0[4] == "20");
-    CHECK(run0[5] == g4(test_loss(0, 1)));  // every value comes from that same checkpoint
-    CHECK(run0[8] == g4(kWasserstein[0][1]));
-    CHECK(words_of(lines[3])[4] == "30");
+    CHECK(run0[4] == "2000");
+    CHECK(run0[5] == "20");
+    CHECK(run0[7] == g4(test_loss(0, 1)));  // every value comes from that same checkpoint
+    CHECK(run0[10] == g4(kWasserstein[0][1]));
+    CHECK(words_of(lines[3])[5] == "30");
   }
   SECTION("all") {
     const auto text = report(path, ReportFormat::table, CheckpointChoice::all);
@@ -200,9 +206,9 @@ TEST_CASE("best shows the checkpoint with the lowest wasserstein, all shows ever
     for (std::size_t i = 0; i < expected.size(); ++i) {
       const auto words = words_of(lines[2 + i]);
       CHECK(words[0] == expected[i].first);
-      CHECK(words[4] == expected[i].second);
+      CHECK(words[5] == expected[i].second);
     }
-    CHECK(words_of(lines[3])[8] == g4(kWasserstein[0][1]));
+    CHECK(words_of(lines[3])[10] == g4(kWasserstein[0][1]));
   }
   SECTION("json carries the same choices") {
     const auto best =
@@ -222,9 +228,11 @@ TEST_CASE("markdown is a GitHub pipe table", "[report]") {
   INFO(text);
   const auto lines = lines_of(text);
   REQUIRE(lines.size() == 2 + 3);
-  CHECK(lines[0].rfind("| run | schedule.plugin | lr | status | epoch | test_loss | mmd[ddpm] |",
-                       0) == 0);
-  CHECK(lines[1] == "| ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+  CHECK(lines[0].rfind(
+            "| run | schedule.plugin | lr | status | step | epoch | images | test_loss | mmd[ddpm] |",
+            0) == 0);
+  CHECK(lines[1] ==
+        "| ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
   for (const auto& line : lines) {
     CHECK(line.front() == '|');
     CHECK(line.back() == '|');
@@ -243,14 +251,16 @@ TEST_CASE("csv quotes per RFC 4180 and keeps full precision", "[report]") {
   CHECK(records[0] == kHeaders);
   for (const auto& record : records) CHECK(record.size() == kHeaders.size());
   CHECK(records[1][2] == "0.0001");
-  CHECK(records[1][4] == "30");
-  CHECK(std::stod(records[1][5]) == test_loss(0, 2));
-  CHECK(std::stod(records[1][7]) == mmd(0, 2, 1));
-  CHECK(std::stod(records[2][8]) == wasserstein(1, 2, 0));
-  CHECK(records[1][10].empty());
+  CHECK(records[1][4] == "3000");
+  CHECK(records[1][5] == "30");
+  CHECK(records[1][6].empty());  // images seen: not recorded
+  CHECK(std::stod(records[1][7]) == test_loss(0, 2));
+  CHECK(std::stod(records[1][9]) == mmd(0, 2, 1));
+  CHECK(std::stod(records[2][10]) == wasserstein(1, 2, 0));
+  CHECK(records[1][12].empty());
   CHECK(records[3][3] == "failed");
-  CHECK(records[3][5].empty());
-  CHECK(records[3][10] == kReason);
+  CHECK(records[3][7].empty());
+  CHECK(records[3][12] == kReason);
 }
 
 TEST_CASE("json is an array of objects with full-precision numbers and nulls", "[report]") {
@@ -264,7 +274,9 @@ TEST_CASE("json is an array of objects with full-precision numbers and nulls", "
   CHECK(rows[0]["lr"].get<double>() == 0.0001);
   CHECK(rows[0]["status"] == "done");
   CHECK(rows[0]["reason"].is_null());
+  CHECK(rows[0]["step"] == 3000);
   CHECK(rows[0]["epoch"] == 30);
+  CHECK(rows[0]["images"].is_null());
   CHECK(rows[0]["test_loss"].get<double>() == test_loss(0, 2));
   CHECK(rows[0]["mmd[" + kDdim + "]"].get<double>() == mmd(0, 2, 1));
   CHECK(rows[1]["wasserstein[ddpm]"].get<double>() == wasserstein(1, 2, 0));
@@ -296,10 +308,11 @@ TEST_CASE("a metric with several variants gets one column per variant", "[report
   const auto text = report(path, ReportFormat::table, CheckpointChoice::best);
   INFO(text);
   const auto lines = lines_of(text);
-  CHECK(words_of(lines[0]) == std::vector<std::string>{"run", "status", "epoch",
+  CHECK(words_of(lines[0]) == std::vector<std::string>{"run", "status", "step", "epoch", "images",
                                                        "fid{inception}[ddpm]", "fid{trained}[ddpm]",
                                                        "mmd[ddpm]"});
-  CHECK(words_of(lines[2]) == std::vector<std::string>{"0", "pending", "1", "12.5", "3.25", "0.5"});
+  CHECK(words_of(lines[2]) ==
+        std::vector<std::string>{"0", "pending", "1", "1", "-", "12.5", "3.25", "0.5"});
   CHECK(lines.back() == "best checkpoint per run: lowest fid{inception}[ddpm]");
 }
 
@@ -334,7 +347,7 @@ TEST_CASE("best follows the direction a metric declares, with and without the re
     const auto text = difflab::render_report(store, options);
     INFO(text);
     const auto lines = lines_of(text);
-    CHECK(words_of(lines[2]) == std::vector<std::string>{"0", "pending", "2", "0.75"});
+    CHECK(words_of(lines[2]) == std::vector<std::string>{"0", "pending", "20", "2", "-", "0.75"});
     CHECK(lines.back() == "best checkpoint per run: highest agreement");
   }
 }
@@ -360,7 +373,8 @@ TEST_CASE("several sweeps get a sweep column, and a mistyped sweep is an InputEr
 
   const auto one = lines_of(report(path, ReportFormat::table, CheckpointChoice::final, "moons"));
   REQUIRE(one.size() == 2 + 1);
-  CHECK(words_of(one[0]) == std::vector<std::string>{"run", "model.width", "status", "epoch"});
+  CHECK(words_of(one[0]) ==
+        std::vector<std::string>{"run", "model.width", "status", "step", "epoch", "images"});
 
   try {
     report(path, ReportFormat::table, CheckpointChoice::final, "gmn");
@@ -448,16 +462,17 @@ TEST_CASE("a store without the report index reports the same, reading every valu
   for (const auto* sweep : {"", "big", "other"}) {
     for (const auto choice : {CheckpointChoice::final, CheckpointChoice::best}) quick.push_back(render(choice, sweep));
   }
-  const auto best = parse_csv(quick[1]);  // sweep, run, schedule.plugin, seed, status, epoch, ...
+  // sweep, run, schedule.plugin, seed, status, step, epoch, ...
+  const auto best = parse_csv(quick[1]);
   REQUIRE(best.size() == 1 + 23 + 1);
-  CHECK(best[0][5] == "epoch");
-  CHECK(best[1][5] == "10");    // run 0: wasserstein ties at every checkpoint, the earliest
-  CHECK(best[2][5] == "40");    // run 1: wasserstein falls with k, the last
-  CHECK(best[21][5] == "1");    // run 20: the lowest wasserstein of all, at its first checkpoint
-  CHECK(best[22][5] == "1");    // run 21: NaN only, so its final: the last evaluated checkpoint
-  CHECK(best[23][5].empty());   // run 22: no checkpoint
+  CHECK(best[0][6] == "epoch");
+  CHECK(best[1][6] == "10");    // run 0: wasserstein ties at every checkpoint, the earliest
+  CHECK(best[2][6] == "40");    // run 1: wasserstein falls with k, the last
+  CHECK(best[21][6] == "1");    // run 20: the lowest wasserstein of all, at its first checkpoint
+  CHECK(best[22][6] == "1");    // run 21: NaN only, so its final: the last evaluated checkpoint
+  CHECK(best[23][6].empty());   // run 22: no checkpoint
   CHECK(best[24][0] == "other");
-  CHECK(parse_csv(quick[0])[21][5] == "1");  // final: the last checkpoint with values
+  CHECK(parse_csv(quick[0])[21][6] == "1");  // final: the last checkpoint with values
   {
     RunStore store(path);
     CHECK(store.has_report_index());

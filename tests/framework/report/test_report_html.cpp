@@ -123,7 +123,8 @@ TEST_CASE("the html report: one row per run, best values marked, failed runs wit
 
   CHECK(count(html, "<tr class=\"run ") == 3);
   CHECK(count(html, "<tr class=\"run failed\"") == 1);
-  // 8 columns: run, schedule.plugin, status, epoch, test_loss, mmd[ddpm], mmd[ddim], psnr, reason
+  // Columns: run, schedule.plugin, status, step, epoch, images, test_loss, mmd[ddpm], mmd[ddim],
+  // psnr, reason
   CHECK_THAT(html, Contains(">test_loss<") && Contains(">mmd[ddim(steps=10)]<") &&
                        Contains(">psnr[ddpm]<") && Contains(">reason<"));
   // Lowest test_loss (run 0, 0.3), mmd[ddpm] (run 0, 0.1), mmd[ddim] (run 1, 0.17); highest psnr
@@ -261,10 +262,10 @@ TEST_CASE("markdown is a table a paper appendix or a README takes as it is", "[r
     CHECK(lines[i].back() == '|');
     CHECK(cells(lines[i]) == cells(lines[0]));
   }
-  CHECK(lines[0] == "| run | schedule.plugin | status | epoch | test_loss | mmd[ddpm] | "
-                    "mmd[ddim(steps=10)] | psnr[ddpm] | reason |");
-  CHECK(lines[1] == "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |");
-  CHECK(lines[2] == "| 0 | linear | done | 30 | 0.3 | 0.1 | 0.2 | 12 | - |");
+  CHECK(lines[0] == "| run | schedule.plugin | status | step | epoch | images | test_loss | "
+                    "mmd[ddpm] | mmd[ddim(steps=10)] | psnr[ddpm] | reason |");
+  CHECK(lines[1] == "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+  CHECK(lines[2] == "| 0 | linear | done | 300 | 30 | - | 0.3 | 0.1 | 0.2 | 12 | - |");
   CHECK(lines[4].find("&lt;") == std::string::npos);  // plain text, not HTML
   CHECK_THAT(lines[4], Contains("<step 12> \\| lower train.lr |"));
   CHECK(lines[5].empty());  // the rule that chose the checkpoints follows after a blank line

@@ -134,31 +134,32 @@ TEST_CASE("the autoencoder column names the autoencoder run each latent run used
     const auto lines = lines_of(text);
     REQUIRE(lines.size() == 2 + 3);
     CHECK(words_of(lines[0]) ==
-          std::vector<std::string>{"run", "autoencoder", "latent_scale", "status", "epoch", "psnr",
-                                   "fid", "fid[ddpm]", "fid[ddim(steps=10)]"});
-    CHECK(words_of(lines[2]) ==
-          std::vector<std::string>{"0", "(autoencoder)", "-", "done", "2", "22", "28", "-", "-"});
+          std::vector<std::string>{"run", "autoencoder", "latent_scale", "status", "step", "epoch",
+                                   "images", "psnr", "fid", "fid[ddpm]", "fid[ddim(steps=10)]"});
+    CHECK(words_of(lines[2]) == std::vector<std::string>{"0", "(autoencoder)", "-", "done", "20",
+                                                         "2", "-", "22", "28", "-", "-"});
     // "run 0": the autoencoder run of the sweep whose train_hash the config names; the scale
     // to 4 significant digits, as metric values.
-    CHECK(words_of(lines[3]) ==
-          std::vector<std::string>{"1", "run", "0", "0.1235", "done", "2", "-", "-", "48", "48"});
+    CHECK(words_of(lines[3]) == std::vector<std::string>{"1", "run", "0", "0.1235", "done", "20",
+                                                         "2", "-", "-", "-", "48", "48"});
     CHECK(words_of(lines[4]) ==
-          std::vector<std::string>{"2", "-", "-", "done", "1", "-", "-", "60", "-"});
+          std::vector<std::string>{"2", "-", "-", "done", "10", "1", "-", "-", "-", "60", "-"});
   }
   SECTION("markdown: the scale right-aligned as a number") {
     const auto lines = lines_of(report(path, ReportFormat::markdown, "latent"));
-    CHECK(lines[0].rfind("| run | autoencoder | latent_scale | status | epoch |", 0) == 0);
-    CHECK(lines[1].rfind("| ---: | --- | ---: | --- | ---: |", 0) == 0);
-    CHECK(lines[3].rfind("| 1 | run 0 | 0.1235 | done | 2 |", 0) == 0);
+    CHECK(lines[0].rfind("| run | autoencoder | latent_scale | status | step | epoch | images |",
+                         0) == 0);
+    CHECK(lines[1].rfind("| ---: | --- | ---: | --- | ---: | ---: | ---: |", 0) == 0);
+    CHECK(lines[3].rfind("| 1 | run 0 | 0.1235 | done | 20 | 2 | - |", 0) == 0);
   }
   SECTION("csv and json: the scale in full, nothing for other runs") {
     const auto csv = lines_of(report(path, ReportFormat::csv, "latent"));
     REQUIRE(csv.size() == 1 + 3);
-    CHECK(csv[0].rfind("run,autoencoder,latent_scale,status,epoch,", 0) == 0);
-    CHECK(csv[1].rfind("0,(autoencoder),,done,2,", 0) == 0);
+    CHECK(csv[0].rfind("run,autoencoder,latent_scale,status,step,epoch,images,", 0) == 0);
+    CHECK(csv[1].rfind("0,(autoencoder),,done,20,2,,", 0) == 0);
     CHECK(csv[2].rfind("1,run 0,", 0) == 0);
     CHECK(std::strtod(csv[2].substr(8).c_str(), nullptr) == kLatentScale);
-    CHECK(csv[3].rfind("2,,,done,1,", 0) == 0);
+    CHECK(csv[3].rfind("2,,,done,10,1,,", 0) == 0);
     const auto rows = nlohmann::json::parse(report(path, ReportFormat::json, "latent"));
     CHECK(rows[0]["autoencoder"] == "(autoencoder)");
     CHECK(rows[0]["latent_scale"].is_null());
@@ -168,7 +169,7 @@ TEST_CASE("the autoencoder column names the autoencoder run each latent run used
   }
   SECTION("a sweep with neither has no such columns") {
     CHECK(words_of(lines_of(report(path, ReportFormat::table, "plain"))[0]) ==
-          std::vector<std::string>{"run", "status", "epoch", "fid[ddpm]"});
+          std::vector<std::string>{"run", "status", "step", "epoch", "images", "fid[ddpm]"});
   }
   SECTION("an autoencoder is looked for in the latent run's own sweep") {
     {

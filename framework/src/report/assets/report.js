@@ -111,8 +111,26 @@
                              legend: {symbolType: 'stroke', symbolStrokeWidth: 2, symbolStrokeColor: '#5f6b7a'}};
       encoding.detail = {field: 'sampler'};
     }
-    jobs.push(render(el, {height: 260, data: {values: values},
-                          mark: {type: 'line', point: {size: 36}, strokeWidth: 1.6}, encoding: encoding}));
+    var line = {mark: {type: 'line', point: {size: 36}, strokeWidth: 1.6}, encoding: encoding};
+    if (!data.over) {
+      jobs.push(render(el, {height: 260, data: {values: values}, mark: line.mark, encoding: encoding}));
+      return;
+    }
+    // --over: a line per group at its mean, in a band between the ends of its interval.
+    encoding.color.title = 'runs over ' + data.over;  // the band's colour shares this legend
+    encoding.tooltip = [{field: 'run', title: 'group'}, {field: 'sampler'}, {field: 'epoch', type: 'quantitative'},
+                        {field: 'value', type: 'quantitative', format: '.4g', title: 'mean'},
+                        {field: 'ci_low', type: 'quantitative', format: '.4g'},
+                        {field: 'ci_high', type: 'quantitative', format: '.4g'}, {field: 'n', type: 'quantitative'}];
+    var band = {
+      mark: {type: 'area', opacity: 0.18},
+      encoding: {x: encoding.x,
+                 y: {field: 'ci_low', type: 'quantitative', title: encoding.y.title, scale: {zero: false}},
+                 y2: {field: 'ci_high'},
+                 color: {field: 'run', type: 'nominal', sort: data.run_order, scale: palette},
+                 detail: {field: 'sampler'}}
+    };
+    jobs.push(render(el, {height: 260, data: {values: values}, layer: [band, line]}));
   });
   // Quality against cost: NFE on a log axis (model calls span decades), a colour per sampler
   // family, a dash per run when several are shown.
