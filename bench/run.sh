@@ -7,8 +7,12 @@
 #      checkpoints, samplers and metrics)
 #   4. the runner's overhead: the engine's run of a training-only grid point against the bare loop
 # Prints each figure and the ratio difflab/python, and writes bench/results/<device>-<date>.{json,md}.
-# Usage: bench/run.sh [--threads N] [--batch-grid] [--quick]   (build first: scripts/build.sh)
+# Usage: bench/run.sh [--threads N] [--batch-grid] [--quick] [--device cpu|cuda]
+#   (build first: scripts/build.sh)
 #   --batch-grid also times `runner sweep --batch-grid` (about a minute more)
+#   --device cpu (the default) is what the bench measures; --device cuda is refused (exit 2) before
+#     any work: on a machine where PyTorch sees no CUDA device, and, until the PyTorch side runs on
+#     CUDA, on one where it does
 # Environment: BENCH_TRAIN_STEPS (60), BENCH_REPEATS (3), BENCH_SAMPLE_REPEATS (1),
 #   BENCH_OVERHEAD_EPOCHS (100: two of the sweep file's checkpoints),
 #   BENCH_SWEEP_SET (the --set overrides that shorten the sweep, applied to both sides),
@@ -20,14 +24,31 @@ python=${PYTHON:-/usr/bin/python3}
 threads=2
 quick=0
 batch_grid=0
+device=cpu
+usage="usage: bench/run.sh [--threads N] [--batch-grid] [--quick] [--device cpu|cuda]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) threads=$2; shift 2 ;;
     --quick) quick=1; shift ;;
     --batch-grid) batch_grid=1; shift ;;
-    *) echo "usage: bench/run.sh [--threads N] [--batch-grid] [--quick]" >&2; exit 2 ;;
+    --device)
+      case "${2:-}" in
+        cpu|cuda) device=$2; shift 2 ;;
+        *) echo "bench/run.sh: --device: expected cpu or cuda, got '${2:-}'" >&2; exit 2 ;;
+      esac ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
 done
+if [ "$device" = cuda ]; then  # refused before any work, in one line
+  cuda=$("$python" -c 'import torch; print(torch.cuda.is_available())' 2>/dev/null) || {
+    echo "bench/run.sh: $python cannot import torch; run scripts/install-deps.sh --bench" >&2; exit 2; }
+  if [ "$cuda" != True ]; then
+    echo "bench/run.sh: --device cuda: this machine has no CUDA device (torch.cuda.is_available() is false)" >&2
+    exit 2
+  fi
+  echo "bench/run.sh: --device cuda: not supported yet (bench/python runs PyTorch on the CPU only); run without --device" >&2
+  exit 2
+fi
 train_steps=${BENCH_TRAIN_STEPS:-40}
 repeats=${BENCH_REPEATS:-3}
 # Sampling uses the sweep file's model (3x128 here): 10k x 1000 steps of the 3x256 MLP take

@@ -66,7 +66,7 @@ class MlpDenoiser final : public Denoiser {
     }
     const auto x = x_t.flatten(1);
     auto h = linear(x, input_) + linear(torch::silu(linear(time_features(t), time_in_)), time_out_);
-    if (num_classes_ > 0) h = h + labels_(class_indices(cond, x));
+    if (num_classes_ > 0) h = h + label_embedding(cond, x);
     for (auto& layer : plain_layers_) h = torch::silu(linear(h, layer));
     for (auto& block : residual_blocks_) h = block(h);
     return linear(h, output_).view(x_t.sizes());
@@ -90,17 +90,22 @@ class MlpDenoiser final : public Denoiser {
  private:
   torch::Tensor time_features(const torch::Tensor& t) const { return timestep_embedding(t, embedding_dim_); }
 
-  // Labels as embedding rows; undefined or negative labels select the extra "no label" row.
-  torch::Tensor class_indices(const Conditioning& cond, const torch::Tensor& x) const {
+  // Labels as embedding rows: undefined or negative labels select the extra "no label" row, labels
+  // >= num_classes a row past the table, which the lookup refuses. No label is read back to the
+  // host (a CUDA graph capture forbids it; the engine checks the data's labels before training).
+  torch::Tensor label_embedding(const Conditioning& cond, const torch::Tensor& x) {
     const auto options = x.options().dtype(torch::kLong);
-    if (!cond.labels.defined()) return torch::full({x.size(0)}, num_classes_, options);
+    if (!cond.labels.defined()) return labels_(torch::full({x.size(0)}, num_classes_, options));
     const auto labels = cond.labels.to(options);
-    if (labels.numel() > 0 && labels.max().item<std::int64_t>() >= num_classes_) {
-      throw InputError("model 'mlp': class label " +
-                       std::to_string(labels.max().item<std::int64_t>()) +
-                       " is out of range for num_classes = " + std::to_string(num_classes_));
+    const auto rows = labels.masked_fill(labels >= num_classes_, num_classes_ + 1)
+                          .masked_fill(labels < 0, num_classes_);
+    try {
+      return labels_(rows);
+    } catch (const c10::IndexError&) {  // on the CPU; on CUDA a device-side assert
+      throw InputError("model 'mlp': a class label is out of range for num_classes = " +
+                       std::to_string(num_classes_) + " (labels are 0.." +
+                       std::to_string(num_classes_ - 1) + ", or -1 for none)");
     }
-    return torch::where(labels < 0, torch::full_like(labels, num_classes_), labels);
   }
 
   std::int64_t data_dim_, embedding_dim_, num_classes_;

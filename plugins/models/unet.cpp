@@ -192,7 +192,7 @@ class UNetDenoiser final : public Denoiser {
                        "; set the model's in_channels and image_size to the dataset's");
     }
     auto embedding = time_out_(torch::silu(time_in_(time_features(t))));
-    if (num_classes_ > 0) embedding = embedding + labels_(class_indices(cond, x_t));
+    if (num_classes_ > 0) embedding = embedding + label_embedding(cond, x_t);
 
     auto h = input_(x_t);
     std::vector<torch::Tensor> skips{h};
@@ -274,23 +274,27 @@ class UNetDenoiser final : public Denoiser {
 
   torch::Tensor time_features(const torch::Tensor& t) const { return timestep_embedding(t, base_); }
 
-  // Labels as embedding rows; undefined or negative labels select the extra "no label" row, and
-  // in training each label becomes "no label" with probability label_dropout (Ho & Salimans 2022).
-  torch::Tensor class_indices(const Conditioning& cond, const torch::Tensor& x) const {
+  // Labels as embedding rows: undefined or negative labels select the extra "no label" row, and in
+  // training each label becomes "no label" with probability label_dropout (Ho & Salimans 2022);
+  // labels >= num_classes select a row past the table, which the lookup refuses. No label is read
+  // back to the host (a CUDA graph capture forbids it; the engine checks the data's labels).
+  torch::Tensor label_embedding(const Conditioning& cond, const torch::Tensor& x) {
     const auto options = x.options().dtype(torch::kLong);
-    const auto none = torch::full({x.size(0)}, num_classes_, options);
-    if (!cond.labels.defined()) return none;
+    if (!cond.labels.defined()) return labels_(torch::full({x.size(0)}, num_classes_, options));
     const auto labels = cond.labels.to(options);
-    if (labels.numel() > 0 && labels.max().item<std::int64_t>() >= num_classes_) {
-      throw InputError("model 'unet': class label " +
-                       std::to_string(labels.max().item<std::int64_t>()) +
-                       " is out of range for num_classes = " + std::to_string(num_classes_));
+    auto none = labels < 0;
+    if (is_training() && label_dropout_ > 0) {  // an out-of-range label stays refused
+      const auto drop = torch::rand({x.size(0)}, x.options()) < label_dropout_;
+      none = none | (drop & (labels < num_classes_));
     }
-    auto dropped = labels < 0;
-    if (is_training() && label_dropout_ > 0) {
-      dropped = dropped | (torch::rand({x.size(0)}, x.options()) < label_dropout_);
+    const auto rows = labels.masked_fill(labels >= num_classes_, num_classes_ + 1)
+                          .masked_fill(none, num_classes_);
+    try {
+      return labels_(rows);
+    } catch (const c10::IndexError&) {  // on the CPU; on CUDA a device-side assert
+      refuse("a class label is out of range for num_classes = " + std::to_string(num_classes_) +
+             " (labels are 0.." + std::to_string(num_classes_ - 1) + ", or -1 for none)");
     }
-    return torch::where(dropped, none, labels);
   }
 
   std::int64_t in_channels_, base_, image_size_, groups_, heads_, num_classes_;

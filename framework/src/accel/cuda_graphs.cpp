@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "difflab/errors.hpp"
 #include "training/optimizer_state.hpp"
 #include "training/train_step.hpp"
 
@@ -27,6 +28,29 @@ bool& graphs_switch() {
   return enabled;
 }
 
+CaptureFailures& forced_failures() {
+  static CaptureFailures forced = [] {
+    CaptureFailures out;
+    const char* env = std::getenv("DIFFLAB_FORCE_CAPTURE_FAILURE");
+    const std::string value = env ? env : "";
+    if (value == "train" || value == "train,sample" || value == "sample,train") out.train = true;
+    if (value == "sample" || value == "train,sample" || value == "sample,train") out.sample = true;
+    if (!value.empty() && !out.train && !out.sample) {
+      throw InputError("DIFFLAB_FORCE_CAPTURE_FAILURE=" + value +
+                       ": expected train, sample or train,sample (or leave it unset)");
+    }
+    return out;
+  }();
+  return forced;
+}
+
+// Why a capture failed, in one line.
+std::string reason(const std::exception& e) {
+  const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
+  const std::string why = torch_error ? torch_error->what_without_backtrace() : e.what();
+  return why.substr(0, why.find('\n'));
+}
+
 template <typename State>
 State& adam_state(torch::optim::Optimizer& optimizer, const torch::Tensor& param) {
   auto& states = optimizer.state();
@@ -43,7 +67,7 @@ State& adam_state(torch::optim::Optimizer& optimizer, const torch::Tensor& param
 }
 
 // Every tensor a capture reads by address: a graph replays those addresses.
-[[maybe_unused]] std::vector<const void*> storage_of(torch::nn::Module& model) {
+std::vector<const void*> storage_of(torch::nn::Module& model) {
   std::vector<const void*> out;
   for (const auto& p : model.parameters()) out.push_back(p.data_ptr());
   for (const auto& b : model.buffers()) out.push_back(b.data_ptr());
@@ -86,11 +110,61 @@ void capture(at::cuda::CUDAGraph& graph, const std::vector<torch::Generator>& ge
 }
 #endif
 
+// Eager runs before a capture: on CUDA on the side stream the capture will use.
+void warm_up(torch::Device device, const std::function<void()>& work) {
+#if DIFFLAB_CUDA_GRAPHS
+  if (device.is_cuda()) {
+    on_side_stream(device, work);
+    return;
+  }
+#else
+  (void)device;
+#endif
+  work();
+}
+
+// One captured graph. Its capture throws where none can be made (a failure forced for tests,
+// before anything touches the device; a build without CUDA graphs), so the callers' fallback to
+// eager work is compiled, and reached by tests, on every build.
+class DeviceGraph {
+ public:
+  template <typename Work>
+  void capture(const std::vector<torch::Generator>& generators, torch::Device device, bool forced, Work&& work) {
+    if (forced) throw std::runtime_error("forced (DIFFLAB_FORCE_CAPTURE_FAILURE)");
+#if DIFFLAB_CUDA_GRAPHS
+    difflab::capture(graph_, generators, device, work);
+#else
+    (void)generators;
+    (void)device;
+    (void)work;
+    throw std::logic_error("this build cannot capture CUDA graphs (CMake said: difflab: CUDA graphs 0)");
+#endif
+  }
+
+  void replay() {
+#if DIFFLAB_CUDA_GRAPHS
+    graph_.replay();
+#endif
+  }
+
+ private:
+#if DIFFLAB_CUDA_GRAPHS
+  at::cuda::CUDAGraph graph_;
+#endif
+};
+
 }  // namespace
 
 bool cuda_graphs_built() { return DIFFLAB_CUDA_GRAPHS != 0; }
 bool cuda_graphs_enabled() { return cuda_graphs_built() && graphs_switch(); }
 void set_cuda_graphs_enabled(bool enabled) { graphs_switch() = enabled; }
+
+CaptureFailures forced_capture_failures() { return forced_failures(); }
+void set_forced_capture_failures(CaptureFailures failures) { forced_failures() = failures; }
+
+bool captures_training_steps(torch::Device device) {
+  return (device.is_cuda() && cuda_graphs_enabled()) || forced_capture_failures().train;
+}
 
 // --- DeviceAdam --------------------------------------------------------------------------------
 
@@ -193,9 +267,7 @@ void DeviceAdam::count_step() {
 // --- ReplayedWork ------------------------------------------------------------------------------
 
 struct ReplayedWork::Graph {
-#if DIFFLAB_CUDA_GRAPHS
-  at::cuda::CUDAGraph graph;
-#endif
+  DeviceGraph graph;
   std::vector<const void*> generators;  // the ones registered at capture
 };
 
@@ -209,30 +281,38 @@ bool ReplayedWork::captured() const { return graph_ != nullptr; }
 void ReplayedWork::reset() { graph_.reset(); }
 
 void ReplayedWork::operator()(const std::vector<torch::Generator>& generators, torch::Device device) {
-#if DIFFLAB_CUDA_GRAPHS
-  if (device.is_cuda() && cuda_graphs_enabled()) {
-    std::vector<const void*> ids;
-    for (const auto& g : generators) ids.push_back(g.unsafeGetGeneratorImpl());
-    if (graph_ && graph_->generators != ids) graph_.reset();
-    if (warmup_left_ > 0) {
-      --warmup_left_;
-      on_side_stream(device, work_);
-      return;
-    }
-    if (!graph_) {
-      auto graph = std::make_unique<Graph>();
-      capture(graph->graph, generators, device, work_);
-      graph->generators = ids;
-      graph_ = std::move(graph);
-    }
-    graph_->graph.replay();
+  if (eager_only_ || !captures_training_steps(device)) {
+    work_();
     return;
   }
-#else
-  (void)generators;
-  (void)device;
-#endif
-  work_();
+  std::vector<const void*> ids;
+  for (const auto& g : generators) ids.push_back(g.unsafeGetGeneratorImpl());
+  if (graph_ && graph_->generators != ids) graph_.reset();
+  if (warmup_left_ > 0) {
+    --warmup_left_;
+    warm_up(device, work_);
+    return;
+  }
+  if (!graph_) {
+    std::vector<torch::Tensor> states;  // a failed capture may have advanced them
+    for (const auto& g : generators) states.push_back(g.get_state());
+    auto graph = std::make_unique<Graph>();
+    try {
+      graph->graph.capture(generators, device, forced_capture_failures().train, work_);
+    } catch (const std::exception& e) {
+      spdlog::warn("CUDA graph capture of a training step failed, so it trains eagerly: {}", reason(e));
+      eager_only_ = true;
+      for (std::size_t i = 0; i < generators.size(); ++i) {
+        auto generator = generators[i];  // a handle: sets the shared generator's state
+        generator.set_state(states[i]);
+      }
+      work_();
+      return;
+    }
+    graph->generators = ids;
+    graph_ = std::move(graph);
+  }
+  graph_->graph.replay();
 }
 
 // --- GraphedTrainStep --------------------------------------------------------------------------
@@ -275,6 +355,15 @@ torch::Tensor GraphedTrainStep::operator()(const torch::Tensor& x0, const torch:
 // --- SamplerGraphs -----------------------------------------------------------------------------
 
 struct SamplerGraphs::Entry {
+  Entry(const Sampler& s, const SamplingContext& ctx, const torch::Tensor& x)
+      : sampler(&s), model(&ctx.model), process(&ctx.process), shape(x.sizes().vec()),
+        labelled(ctx.cond.labels.defined()), guidance_scale(ctx.cond.guidance_scale) {}
+
+  bool serves(const Sampler& s, const SamplingContext& ctx, const torch::Tensor& x) const {
+    return sampler == &s && model == &ctx.model && process == &ctx.process && shape == x.sizes().vec() &&
+           labelled == ctx.cond.labels.defined() && guidance_scale == ctx.cond.guidance_scale;
+  }
+
   const Sampler* sampler;
   const Denoiser* model;
   const DiffusionProcess* process;
@@ -283,12 +372,10 @@ struct SamplerGraphs::Entry {
   double guidance_scale;
   std::vector<const void*> weights;
   int calls = 0;
-  bool eager_only = false;  // its capture failed: the sampler synchronises with the host
-#if DIFFLAB_CUDA_GRAPHS
-  std::unique_ptr<at::cuda::CUDAGraph> graph;
+  bool eager_only = false;  // its capture failed (a sampler that reads a value back to the host)
+  std::unique_ptr<DeviceGraph> graph;
   std::optional<torch::Generator> generator;
   torch::Tensor x_T, labels, out;
-#endif
 };
 
 SamplerGraphs::SamplerGraphs() = default;
@@ -298,23 +385,17 @@ SamplerGraphs::~SamplerGraphs() = default;
 
 torch::Tensor SamplerGraphs::sample(const Sampler& sampler, const SamplingContext& ctx,
                                     const torch::Tensor& x_T) {
-  if (!x_T.is_cuda() || !cuda_graphs_enabled() || ctx.on_step) return sampler.sample(ctx, x_T);
+  const bool forced = forced_capture_failures().sample;
+  if ((!forced && (!x_T.is_cuda() || !cuda_graphs_enabled())) || ctx.on_step) return sampler.sample(ctx, x_T);
   Entry* entry = nullptr;
   for (auto& e : entries_) {
-    if (e->sampler == &sampler && e->model == &ctx.model && e->process == &ctx.process &&
-        e->shape == x_T.sizes().vec() && e->labelled == ctx.cond.labels.defined() &&
-        e->guidance_scale == ctx.cond.guidance_scale) {
-      entry = e.get();
-    }
+    if (e->serves(sampler, ctx, x_T)) entry = e.get();
   }
   if (!entry) {
-    entries_.push_back(std::make_unique<Entry>(Entry{&sampler, &ctx.model, &ctx.process, x_T.sizes().vec(),
-                                                     ctx.cond.labels.defined(), ctx.cond.guidance_scale,
-                                                     {}}));
+    entries_.push_back(std::make_unique<Entry>(sampler, ctx, x_T));
     entry = entries_.back().get();
   }
   if (entry->eager_only || entry->calls++ == 0) return sampler.sample(ctx, x_T);  // warm-up
-#if DIFFLAB_CUDA_GRAPHS
   const auto weights = storage_of(ctx.model);
   if (entry->graph && entry->weights != weights) entry->graph.reset();
   if (!entry->graph) {
@@ -323,11 +404,12 @@ torch::Tensor SamplerGraphs::sample(const Sampler& sampler, const SamplingContex
     entry->labels = ctx.cond.labels.defined() ? ctx.cond.labels.clone() : torch::Tensor();
     SamplingContext captured{ctx.model, ctx.process, *entry->generator,
                              Conditioning{entry->labels, ctx.cond.guidance_scale}, {}};
-    auto graph = std::make_unique<at::cuda::CUDAGraph>();
+    auto graph = std::make_unique<DeviceGraph>();
     try {
-      capture(*graph, {*entry->generator}, x_T.device(), [&] { entry->out = sampler.sample(captured, entry->x_T); });
-    } catch (const c10::Error& e) {
-      spdlog::warn("CUDA graph capture of a sampler failed, so it runs eagerly: {}", e.what_without_backtrace());
+      graph->capture({*entry->generator}, x_T.device(), forced,
+                     [&] { entry->out = sampler.sample(captured, entry->x_T); });
+    } catch (const std::exception& e) {
+      spdlog::warn("CUDA graph capture of a sampler failed, so it runs eagerly: {}", reason(e));
       entry->eager_only = true;
       return sampler.sample(ctx, x_T);
     }
@@ -339,9 +421,6 @@ torch::Tensor SamplerGraphs::sample(const Sampler& sampler, const SamplingContex
   if (entry->labels.defined()) entry->labels.copy_(ctx.cond.labels);
   entry->graph->replay();
   return entry->out.clone();
-#else
-  return sampler.sample(ctx, x_T);
-#endif
 }
 
 }  // namespace difflab

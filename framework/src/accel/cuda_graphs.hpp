@@ -36,6 +36,22 @@ bool cuda_graphs_built();
 bool cuda_graphs_enabled();
 void set_cuda_graphs_enabled(bool enabled);
 
+/// Captures made to fail on purpose, so that the eager fallback is tested on every machine (the
+/// CPU included, where nothing is captured otherwise): DIFFLAB_FORCE_CAPTURE_FAILURE=train,
+/// =sample or =train,sample, read once, or set_forced_capture_failures. A forced capture throws
+/// before it touches the device, and then the work runs eagerly as after a real failure.
+struct CaptureFailures {
+  bool train = false;   // training steps (ReplayedWork: GraphedTrainStep, batched training)
+  bool sample = false;  // samplers' reverse loops (SamplerGraphs)
+};
+/// Throws InputError for another value of DIFFLAB_FORCE_CAPTURE_FAILURE.
+CaptureFailures forced_capture_failures();
+void set_forced_capture_failures(CaptureFailures failures);
+
+/// Whether training steps on `device` go through ReplayedWork's capture: on CUDA with graphs
+/// enabled, or anywhere when a training-step capture failure is forced.
+bool captures_training_steps(torch::Device device);
+
 /// Adam or AdamW, with the arithmetic of torch::optim's, whose step count, bias corrections and
 /// learning rate are device tensors: a step launches kernels only, so it can be captured. It
 /// updates the wrapped optimizer's own state tensors in place and keeps its host step count
@@ -67,9 +83,11 @@ class DeviceAdam {
   torch::Tensor step_, lr_;  // float64 device scalars
 };
 
-/// Runs one piece of device work again and again (a training step): on CUDA with graphs enabled,
-/// `warmup` times eagerly on a side stream (lazy initialisation such as cuBLAS workspaces happens
-/// there), then captured once and replayed; elsewhere eagerly every time. The work must read and
+/// Runs one piece of device work again and again (a training step): where captures_training_steps,
+/// `warmup` times eagerly (on CUDA on a side stream, where lazy initialisation such as cuBLAS
+/// workspaces happens), then captured once and replayed; elsewhere eagerly every time. A capture
+/// that throws (the work reads a value back to the host, say) logs one warning, and the work runs
+/// eagerly from then on, the generators as they were before the capture. The work must read and
 /// write the same tensors on every call (copy inputs into buffers first) and draw its random
 /// numbers only from the generators passed in, which are registered with the graph.
 class ReplayedWork {
@@ -78,18 +96,21 @@ class ReplayedWork {
   ~ReplayedWork();
   void operator()(const std::vector<torch::Generator>& generators, torch::Device device);
   bool captured() const;
-  /// Forgets the capture: the next call captures again (new buffers, other generators).
+  /// Forgets the capture: the next call captures again (new buffers, other generators). After a
+  /// failed capture the work stays eager.
   void reset();
 
  private:
   std::function<void()> work_;
   int warmup_left_;
+  bool eager_only_ = false;  // its capture failed
   struct Graph;
   std::unique_ptr<Graph> graph_;
 };
 
 /// One training step like TrainStep's (same draws, loss, clipping, Adam/AdamW), graph-safe: on
-/// CUDA with graphs enabled it is captured once and replayed (ReplayedWork).
+/// CUDA with graphs enabled it is captured once and replayed (ReplayedWork); if that capture
+/// fails, it warns once and steps eagerly.
 class GraphedTrainStep {
  public:
   GraphedTrainStep(Denoiser& model, const DiffusionProcess& process, torch::optim::Optimizer& optimizer,
@@ -114,9 +135,10 @@ class GraphedTrainStep {
 };
 
 /// Runs samplers through CUDA graphs on CUDA: the first call with a given sampler and shape runs
-/// eagerly (warming up), the second captures the whole reverse loop, later ones replay it. The
-/// graph is redone when the model's weights move to new storage. Calls with a step callback, or
-/// off CUDA, or with graphs disabled, just call the sampler.
+/// eagerly (warming up), the second captures the whole reverse loop, later ones replay it; a
+/// sampler whose capture fails warns once and runs eagerly from then on. The graph is redone when
+/// the model's weights move to new storage. Calls with a step callback, or off CUDA, or with
+/// graphs disabled, just call the sampler (unless a sampler capture failure is forced).
 class SamplerGraphs {
  public:
   SamplerGraphs();

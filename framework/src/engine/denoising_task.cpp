@@ -1,15 +1,40 @@
 #include "engine/training_task.hpp"
 
+#include <algorithm>
 #include <memory>
 #include <stdexcept>
+#include <string>
 
 #include <spdlog/spdlog.h>
 
 #include "accel/cuda_graphs.hpp"
+#include "difflab/errors.hpp"
 #include "engine/run_context.hpp"
 #include "training/train_step.hpp"
 
 namespace difflab {
+namespace {
+
+// The class labels training and evaluation give the model must index its class table. They are
+// checked here, once, outside any capture: the model's forward cannot read them back to the host
+// (a CUDA graph capture forbids it), and on CUDA an out-of-range label is a device-side assert.
+// The model's class count is its option num_classes, as both in-tree models name it.
+void check_labels(const RunContext& ctx) {
+  const auto& options = ctx.run.model.options;
+  const auto classes = options.has("num_classes") ? options.integer("num_classes") : 0;
+  if (classes < 1) return;  // an unconditional model ignores labels
+  const auto& labels = ctx.train.labels;
+  std::int64_t needed = ctx.dataset->num_classes();  // evaluation's labels are 0..K-1
+  if (labels.defined() && labels.numel() > 0) needed = std::max(needed, labels.max().item<std::int64_t>() + 1);
+  if (needed > classes) {
+    throw InputError("model '" + ctx.run.model.label + "' has num_classes = " + std::to_string(classes) +
+                     ", but the dataset '" + ctx.run.dataset.label + "' has class labels up to " +
+                     std::to_string(needed - 1) + "; set the model's num_classes to at least " +
+                     std::to_string(needed));
+  }
+}
+
+}  // namespace
 
 DenoisingTask::DenoisingTask(RunContext& ctx) : ctx_(ctx) {}
 
@@ -19,11 +44,13 @@ std::vector<torch::Tensor> DenoisingTask::parameters() { return ctx_.model->para
 
 void DenoisingTask::prepare(torch::optim::Optimizer& optimizer, const std::string& tag) {
   const auto& train = ctx_.run.train;
+  check_labels(ctx_);
   ctx_.model->train();
-  // On CUDA the step is captured in a CUDA graph (cuda_graphs.hpp); elsewhere it runs eagerly.
+  // On CUDA the step is captured in a CUDA graph (cuda_graphs.hpp); elsewhere it runs eagerly,
+  // and so does a step whose capture fails (it warns once).
   const LossSettings loss{train.label_dropout, train.loss_weighting == "min_snr" ? train.min_snr_gamma : 0.0};
   step_ = TrainStep(*ctx_.model, *ctx_.process, optimizer, train.grad_clip, loss);
-  if (ctx_.device.is_cuda() && cuda_graphs_enabled() && DeviceAdam::supports(optimizer)) {
+  if (captures_training_steps(ctx_.device) && DeviceAdam::supports(optimizer)) {
     try {
       step_ = [graphed = std::make_shared<GraphedTrainStep>(*ctx_.model, *ctx_.process, optimizer,
                                                             train.grad_clip, loss)](

@@ -32,7 +32,8 @@ torch::Tensor min_snr_weights(Prediction prediction, const torch::Tensor& snr, d
 
 /// The denoising loss of one batch, its draws from `generator` in a fixed order: t ~ U{0..T-1},
 /// eps ~ N(0, I), then the label dropout mask (Ho et al. 2020, eq. 14). Shared by the eager and
-/// the graphed step, so both draw the same numbers.
+/// the graphed step, so both draw the same numbers. The model's forward runs inside the graphed
+/// step's capture, so it reads no value back to the host (label ranges are checked beforehand).
 torch::Tensor denoising_loss(Denoiser& model, const DiffusionProcess& process, const torch::Tensor& x0,
                              const torch::Tensor& labels, torch::Generator& generator,
                              const LossSettings& loss);
