@@ -81,9 +81,9 @@ void refuse_all_checkpoints(const ReportOptions& options, const std::string& fla
 std::string interval_words(ReportInterval interval) {
   return interval == ReportInterval::t
              ? "mean ± half-width of its 95% confidence interval (Student t: t_{0.975,n-1} "
-               "s/sqrt(n)); s: standard deviation (n - 1)"
+               "s/sqrt(n))"
              : "mean [95% confidence interval: percentile bootstrap, " +
-                   std::to_string(kBootstrapResamples) + " resamples]; s: standard deviation (n - 1)";
+                   std::to_string(kBootstrapResamples) + " resamples]";
 }
 
 }  // namespace
@@ -94,7 +94,8 @@ OverTable make_over_table(const ReportTable& table, const ReportOptions& options
   over.axis = options.over;
   over.interval = options.interval;
   over.caption = interval_words(options.interval) + " over the runs of each group (they differ " +
-                 "only in " + options.over + "); n: runs with a value\n" + table.footer;
+                 "only in " + options.over + "); s: their standard deviation (n - 1); n: runs with a value\n" +
+                 table.footer;
   if (table.runs.empty()) return over;  // nothing recorded yet: no groups, not an error
   const auto layout = layout_of(table);
   const auto over_column = axis_column(layout, options.over, "--over");
@@ -238,7 +239,7 @@ CompareTable make_compare_table(const ReportTable& table, const ReportOptions& o
                 " = " + compare.a + ", in each of " + std::to_string(out.pairs) +
                 (out.pairs == 1 ? " pair" : " pairs") +
                 " of runs that agree on every other axis\n" + interval_words(options.interval) +
-                " over the pairs; n: pairs with both values\n" + "* the interval excludes 0\n" +
+                " over the pairs; s: the differences' standard deviation (n - 1); n: pairs with both values\n" + "* the interval excludes 0\n" +
                 refusals + table.footer;
   return out;
 }
