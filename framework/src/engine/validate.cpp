@@ -107,6 +107,15 @@ void validate_run(const Registry& registry, const RunConfig& run) {
     throw InputError(where + "train.label_dropout: the dataset '" + run.dataset.label +
                      "' has no class labels to drop");
   }
+  // The model's class table must hold the dataset's classes: its forward cannot check the labels
+  // (no host reads inside a CUDA graph capture); DenoisingTask checks the loaded labels again.
+  const auto classes = run.model.options.has("num_classes") ? run.model.options.integer("num_classes") : 0;
+  if (classes > 0 && dataset->num_classes() > classes) {
+    throw InputError(where + "model '" + run.model.label + "' has num_classes = " + std::to_string(classes) +
+                     ", but the dataset '" + run.dataset.label + "' has class labels up to " +
+                     std::to_string(dataset->num_classes() - 1) + "; set the model's num_classes to at least " +
+                     std::to_string(dataset->num_classes()));
+  }
   for (const auto& m : run.evaluation.metrics) registry.make_metric(m.plugin, m.options);
   resolve_device(run.device);
 }

@@ -149,7 +149,7 @@ TEST_CASE("an out-of-range class label is refused without a host read", "[models
   CHECK_NOTHROW(unet->forward(images, t, {torch::tensor({0, 2, -1}, torch::kLong)}));
 }
 
-TEST_CASE("the engine refuses a dataset whose labels the model's num_classes cannot take",
+TEST_CASE("validation refuses a dataset whose labels the model's num_classes cannot take",
           "[models][cli]") {
   const auto dir = test::temp_dir("labels-range");
   const std::string sweep =
@@ -161,10 +161,12 @@ TEST_CASE("the engine refuses a dataset whose labels the model's num_classes can
           " --out " + (dir / "runs").string() +
           " --threads 1 -q --set model.num_classes=3 --set 'sweep.schedule.plugin=[linear]'",
       &out);
-  CHECK(code != 0);
+  CHECK(code == 2);  // refused when the sweep is validated, before anything is recorded
   CHECK_THAT(out, Catch::Contains("has num_classes = 3") &&
                       Catch::Contains("class labels up to 7") &&
                       Catch::Contains("num_classes to at least 8"));
+  CHECK(test::run_command(test::runner_path() + " validate " + sweep + " --set model.num_classes=3", &out) == 2);
+  CHECK_THAT(out, Catch::Contains("class labels up to 7") && Catch::Contains("num_classes to at least 8"));
 }
 
 #if DIFFLAB_TEST_SYNC_DEBUG
