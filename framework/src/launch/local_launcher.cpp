@@ -280,8 +280,10 @@ std::vector<std::string> child_argv(const ChildCommand& child, const SweepGrid& 
 
 SweepSummary run_sweep_local(SweepGrid grid, RunStore& store, const Registry& registry,
                              const LocalLaunchOptions& options) {
-  const auto sweep_id = record_sweep(grid, store, registry, options.grid_change);
+  // Shards an interrupted sweep left are folded in before the grid is compared: they hold runs
+  // as recorded then, which a continued run (a raised train.epochs) no longer matches afterwards.
   merge_leftover_shards(store, options.child.out_dir, grid.name);
+  const auto sweep_id = record_sweep(grid, store, registry, options.grid_change);
   SweepSummary summary;
   summary.name = grid.name;
   auto queue = runs_to_launch(grid, sweep_id, store, options.retry_failed, summary);

@@ -163,24 +163,25 @@ std::string shell_quote(const std::string& text) {
 
 SweepSummary run_sweep_slurm(SweepGrid grid, RunStore& store, const Registry& registry,
                              const SlurmLaunchOptions& options) {
-  const auto sweep_id = record_sweep(grid, store, registry, options.grid_change);
   const auto& out_dir = options.child.out_dir;
-  const auto slurm_dir = out_dir / grid.name / "slurm";
   std::string output;
   {  // a job of this sweep still queued or running would run its tasks twice
-    std::ifstream jobs(slurm_dir / "jobs.txt");
+    std::ifstream jobs(out_dir / grid.name / "slurm" / "jobs.txt");
     std::string line;
     while (std::getline(jobs, line)) {
       const auto job = line.substr(0, line.find(' '));
       if (job.empty() || job.find_first_not_of("0123456789") != std::string::npos) continue;
       if (run_shell("squeue -h -j " + job + " -o %i", output) == 0 && !first_line(output).empty()) {
         throw InputError("the Slurm job " + job + " of the sweep '" + grid.name + "' (" +
-                         (slurm_dir / "jobs.txt").string() +
+                         (out_dir / grid.name / "slurm" / "jobs.txt").string() +
                          ") is still queued or running; wait for it to end (then runner merge) or scancel it");
       }
     }
   }
+  // Before the grid is compared, as the local launcher does (a continued run changes its hash).
   merge_leftover_shards(store, out_dir, grid.name);
+  const auto sweep_id = record_sweep(grid, store, registry, options.grid_change);
+  const auto slurm_dir = out_dir / grid.name / "slurm";
   SweepSummary summary;
   summary.name = grid.name;
   const auto runs = runs_to_launch(grid, sweep_id, store, options.retry_failed, summary);

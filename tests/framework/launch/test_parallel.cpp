@@ -228,6 +228,22 @@ TEST_CASE("a sweep with --jobs 2 records exactly what --jobs 1 does, one shard a
   CHECK(test::recorded_rows(parallel / "runs.sqlite") == reference);
 }
 
+TEST_CASE("with --jobs 2, a raised train.epochs continues each run to what a straight sweep records",
+          "[parallel][cli]") {
+  const auto root = test::temp_dir("jobs-continue");
+  const auto straight = root / "straight", continued = root / "continued";
+  timed(sweep_command(straight, "--threads 1 -q --set train.epochs=8"), 0);
+  timed(sweep_command(continued, "--jobs 2 --threads 2 -q --set train.epochs=4"), 0);
+  std::string out;
+  // The shards the first sweep left hold the 4-epoch runs: they must not come back as runs.
+  timed(sweep_command(continued, "--jobs 2 --threads 2 --set train.epochs=8"), 0, &out);
+  CHECK_THAT(out, Catch::Contains("continuing its recorded training (train.epochs 4 -> 8)") &&
+                      Catch::Contains("4 done, 0 running, 0 failed"));
+  const auto reference = test::recorded_rows(straight / "runs.sqlite");
+  REQUIRE(count(reference, "run") == 4);
+  CHECK(test::recorded_rows(continued / "runs.sqlite") == reference);
+}
+
 TEST_CASE("a child killed by a signal fails only its run, naming its log, and --retry-failed resumes it",
           "[parallel][crash][cli]") {
   const auto root = test::temp_dir("jobs-crash");
