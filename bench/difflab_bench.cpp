@@ -14,6 +14,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "accel/allocator.hpp"
 #include "accel/blas.hpp"
 #include "difflab/errors.hpp"
 #include "difflab/linear.hpp"
@@ -213,6 +214,7 @@ int main(int argc, char** argv) {
     const auto a = parse(argc, argv);
     // The engine's log lines (overhead mode) go to stderr, as the runner's do: stdout is the JSON.
     spdlog::set_default_logger(spdlog::stderr_color_mt("difflab_bench"));
+    const auto allocator = configure_allocator();
     const auto blas = configure_blas();
     const int threads = configure_threads(a.threads);
     auto& registry = Registry::instance();
@@ -227,6 +229,7 @@ int main(int argc, char** argv) {
     out["threads"] = torch::get_num_threads();
     out["requested_threads"] = threads;
     out["blas"] = blas.library + " (" + blas.threading + ")";
+    out["allocator"] = allocator;
     out["cpu_gemm"] = cpu_gemm() == CpuGemm::onednn ? "onednn" : "torch";
     out["model"] = run.model.label;
     std::cout << out.dump() << std::endl;

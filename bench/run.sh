@@ -6,6 +6,8 @@
 #      --batch-grid`) against bench/python/schedule_sweep.py (the same four schedules,
 #      checkpoints, samplers and metrics)
 #   4. the runner's overhead: the engine's run of a training-only grid point against the bare loop
+#   (1 and 2 also with difflab's defaults turned off one at a time: torch's BLAS for the linear
+#   layers, DIFFLAB_CPU_GEMM=torch; glibc's untuned malloc, DIFFLAB_MALLOC=system)
 # Prints each figure and the ratio difflab/python, and writes bench/results/<device>-<date>.{json,md}.
 # Usage: bench/run.sh [--threads N] [--batch-grid] [--quick] [--device cpu|cuda]
 #   (build first: scripts/build.sh)
@@ -104,6 +106,10 @@ log "sampling $samples points x 1000 DDPM steps, MLP 3x$sample_hidden (x $sample
   > "$work/sample-difflab.json"
 "$python" "$root/bench/python/train_sample.py" sample --threads "$threads" --hidden "$sample_hidden" \
   --samples "$samples" --repeats "$sample_repeats" > "$work/sample-python.json"
+# The same difflab sampling with glibc's default malloc: what the allocator's tuning contributes.
+DIFFLAB_MALLOC=system "$build/bench/difflab_bench" sample "$sweep_file" --threads "$threads" \
+  --set "model.hidden=$sample_hidden" --set 'evaluation.samplers=[{plugin: ddpm}]' --samples "$samples" \
+  --repeats "$sample_repeats" > "$work/sample-difflab-system-malloc.json"
 
 log "schedule_sweep.yaml with --set $sweep_set"
 start=$(now)

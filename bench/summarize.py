@@ -19,13 +19,20 @@ def elapsed(path):
 
 
 def cpu_name():
+    """The CPU's model name with its family and model numbers (a virtual machine's name is often
+    generic, "Intel(R) Xeon(R) Processor": the numbers tell Sapphire Rapids, 143, from Emerald
+    Rapids, 207, or AMD Zen 4, family 25)."""
+    fields = {}
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    name = fields.get("model name") or platform.processor() or "unknown"
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return name
 
 
 def runner_train_rate(db):
@@ -62,11 +69,14 @@ def main():
         train_t = load(w("train-difflab-torchgemm.json"))
         rows.append(("  same, difflab with torch's BLAS (DIFFLAB_CPU_GEMM=torch)", train_t["steps_per_s"],
                      train_p["steps_per_s"], train_t["steps_per_s"] / train_p["steps_per_s"], "higher is better"))
-    rows += [
-        (f"sampling {sample_d['samples']} x {sample_d['timesteps']} DDPM steps, {sample_d['model']} (s)", sample_d["seconds_median"],
-         sample_p["seconds_median"], sample_p["seconds_median"] / sample_d["seconds_median"], "speed-up"),
-        ("schedule_sweep.yaml wall time (s)", sweep_d, sweep_p, sweep_p / sweep_d, "speed-up"),
-    ]
+    rows.append((f"sampling {sample_d['samples']} x {sample_d['timesteps']} DDPM steps, {sample_d['model']} (s)",
+                 sample_d["seconds_median"], sample_p["seconds_median"],
+                 sample_p["seconds_median"] / sample_d["seconds_median"], "speed-up"))
+    if os.path.exists(w("sample-difflab-system-malloc.json")):
+        sample_m = load(w("sample-difflab-system-malloc.json"))
+        rows.append(("  same, difflab with glibc's default malloc (DIFFLAB_MALLOC=system)", sample_m["seconds_median"],
+                     sample_p["seconds_median"], sample_p["seconds_median"] / sample_m["seconds_median"], "speed-up"))
+    rows.append(("schedule_sweep.yaml wall time (s)", sweep_d, sweep_p, sweep_p / sweep_d, "speed-up"))
     if sweep_p_out.get("w1_method", "scipy") != "scipy":
         rows.append(("  same, python's W1 time left out (s)", sweep_d, sweep_p - w1, (sweep_p - w1) / sweep_d,
                      "speed-up, lower bound"))
@@ -88,6 +98,7 @@ def main():
         "cores": os.cpu_count(),
         "threads": a.threads,
         "blas": train_d.get("blas"),
+        "allocator": train_d.get("allocator"),
         "torch_python": train_p.get("torch"),
         "python": train_p.get("python"),
         "quick": a.quick == "1",
@@ -101,8 +112,9 @@ def main():
         "runner_overhead": overhead,
     }
     lines = [
-        f"difflab vs PyTorch (Python), {result['date']}, {result['cpu']}, {a.threads} threads, BLAS {result['blas']}, "
-        f"difflab's linear layers: {train_d.get('cpu_gemm', 'torch')}",
+        f"difflab vs PyTorch (Python), {result['date']}, {result['cpu']}, {result['cores']} cores, {a.threads} threads, "
+        f"BLAS {result['blas']}, difflab's linear layers: {train_d.get('cpu_gemm', 'torch')}, "
+        f"allocator: {result['allocator']}",
         f"torch {result['torch_python']} (python {result['python']}); sweep overrides: {a.sweep_set or '(none)'}",
         "",
         "| workload | difflab | python | difflab/python |",

@@ -6,6 +6,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "accel/allocator.hpp"
 #include "accel/blas.hpp"
 #include "commands.hpp"
 #include "difflab/errors.hpp"
@@ -31,8 +32,10 @@ void configure_runtime(int threads, bool verbose, bool quiet) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("difflab"));
   spdlog::set_pattern(kLogPattern);
   spdlog::set_level(quiet ? spdlog::level::warn : verbose ? spdlog::level::debug : spdlog::level::info);
+  const auto allocator = configure_allocator();
   const auto blas = configure_blas();
   const int used = configure_threads(threads);
+  spdlog::debug("allocator: {}", allocator);
   spdlog::debug("BLAS: {} ({}{}){}", blas.library, blas.threading,
                 blas.config.empty() ? "" : ", " + blas.config,
                 blas.limited ? "; pinned to 1 thread to leave the cores to torch" : "");
