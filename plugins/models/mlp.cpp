@@ -65,7 +65,11 @@ class MlpDenoiser final : public Denoiser {
                        c10::str(x_t.sizes()) + "; set the model's data_dim to the dataset's");
     }
     const auto x = x_t.flatten(1);
-    auto h = linear(x, input_) + linear(torch::silu(linear(time_features(t), time_in_)), time_out_);
+    // The time branch once per distinct timestep: a sampler's step gives every row the same t as
+    // a stride-0 view (timestep_batch), so its one row is computed and broadcast over the batch.
+    const bool one_timestep = t.dim() == 1 && t.size(0) > 1 && t.stride(0) == 0;
+    const auto time = one_timestep ? t.slice(0, 0, 1) : t;
+    auto h = linear(x, input_) + linear(torch::silu(linear(time_features(time), time_in_)), time_out_);
     if (num_classes_ > 0) h = h + label_embedding(cond, x);
     for (auto& layer : plain_layers_) h = torch::silu(linear(h, layer));
     for (auto& block : residual_blocks_) h = block(h);

@@ -49,7 +49,11 @@ torch::Tensor affine(const torch::Tensor& x, const torch::Tensor& weight, const 
   const Dims d(x, weight);
   auto sizes = x.sizes().vec();
   sizes.back() = d.out;
-  auto y = bias.defined() ? bias.unsqueeze(-2).expand(sizes).contiguous() : torch::empty(sizes, x.options());
+  // A new buffer holding the bias rows, which the product is added to (beta = 1). Not
+  // bias.expand(sizes).contiguous(): for one row that is the bias itself (a [1, out] view is
+  // contiguous already), and the product would be added into the layer's parameter.
+  auto y = torch::empty(sizes, x.options());
+  if (bias.defined()) y.copy_(bias.unsqueeze(-2).expand(sizes));
   for (std::int64_t k = 0; k < d.k; ++k) {
     sgemm('N', 'T', d.n, d.out, d.in, x.data_ptr<float>() + k * d.n * d.in, d.in,
           weight.data_ptr<float>() + k * d.out * d.in, d.in, bias.defined() ? 1.0f : 0.0f,

@@ -239,7 +239,8 @@ torch::Tensor sampler_noise(const SamplingContext& ctx, const torch::Tensor& lik
 }
 
 torch::Tensor timestep_batch(const torch::Tensor& x, double t) {
-  return torch::full({x.size(0)}, t, x.options().dtype(torch::kFloat32));
+  // One value viewed x.size(0) times (stride 0): a model may compute what depends on t once.
+  return torch::full({1}, t, x.options().dtype(torch::kFloat32)).expand({x.size(0)});
 }
 
 Denoised denoise_at(const SamplingContext& ctx, const torch::Tensor& x, double t) {

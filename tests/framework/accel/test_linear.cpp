@@ -118,3 +118,23 @@ TEST_CASE("difflab::batched_linear is K independent layers", "[linear]") {
   };
   compare(reference, ours, x, w, b, probe, true);
 }
+
+TEST_CASE("one row through difflab::linear and batched_linear leaves the bias as it was", "[linear]") {
+  // A [1, out] view of the bias is contiguous: the product once went into the bias itself.
+  torch::manual_seed(7);
+  const auto w = torch::randn({9, 4}), b = torch::randn({9});
+  const auto before = b.clone();
+  const auto x = torch::randn({1, 4});
+  for (int call = 0; call < 3; ++call) {
+    CHECK(torch::allclose(linear(x, w, b), torch::linear(x, w, before), 1e-5, 1e-6));
+    CHECK(torch::equal(b, before));
+  }
+  const auto wk = torch::randn({3, 9, 4}), bk = torch::randn({3, 9});
+  const auto bk_before = bk.clone();
+  const auto xk = torch::randn({3, 1, 4});
+  for (int call = 0; call < 3; ++call) {
+    const auto y = batched_linear(xk, wk, bk);
+    for (int k = 0; k < 3; ++k) CHECK(torch::allclose(y[k], torch::linear(xk[k], wk[k], bk_before[k]), 1e-5, 1e-6));
+    CHECK(torch::equal(bk, bk_before));
+  }
+}

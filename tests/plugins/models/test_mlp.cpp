@@ -157,3 +157,39 @@ TEST_CASE("mlp learns to predict the noise of a small problem", "[mlp]") {
     REQUIRE(after < 0.6 * before);
   }
 }
+
+TEST_CASE("mlp computes the time branch once for a sampler's step, to the per-row outputs and gradients",
+          "[mlp]") {
+  test::SingleThread one_thread;
+  torch::manual_seed(3);
+  const auto model = make_mlp({{"hidden", std::int64_t(128)}, {"layers", std::int64_t(3)},
+                               {"time_embedding", std::int64_t(128)}});
+  const auto x = torch::randn({1000, 2});
+  // What a sampler's step passes (timestep_batch): one value viewed 1000 times, stride 0.
+  const auto viewed = timestep_batch(x, 417.0);
+  REQUIRE(viewed.stride(0) == 0);
+  const auto rows = viewed.contiguous();  // the same values, one per row: the per-row branch
+  REQUIRE(rows.stride(0) == 1);
+  const auto outputs = [&](const torch::Tensor& t) {
+    model->zero_grad();
+    const auto out = model->forward(x, t, {});
+    out.pow(2).sum().backward();
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : model->parameters()) grads.push_back(p.grad().clone());
+    return std::make_pair(out.detach(), grads);
+  };
+  const auto [once, once_grads] = outputs(viewed);
+  const auto [per_row, per_row_grads] = outputs(rows);
+  CHECK(torch::allclose(once, per_row, 1e-6, 1e-6));
+  CHECK((once - per_row).abs().max().item<double>() <= 1e-6 * per_row.abs().max().item<double>());
+  REQUIRE(once_grads.size() == per_row_grads.size());
+  for (std::size_t i = 0; i < once_grads.size(); ++i) {
+    INFO("parameter " << i);
+    CHECK(torch::allclose(once_grads[i], per_row_grads[i], 1e-5, 1e-5));
+  }
+  // A batch of different timesteps (training) still gets one branch row per sample.
+  const auto mixed = torch::arange(1000, torch::kFloat32);
+  const auto [mixed_out, mixed_grads] = outputs(mixed);
+  CHECK(!torch::allclose(mixed_out, once));
+}
+
