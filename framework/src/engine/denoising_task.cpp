@@ -8,30 +8,20 @@
 #include <spdlog/spdlog.h>
 
 #include "accel/cuda_graphs.hpp"
-#include "difflab/errors.hpp"
+#include "engine/class_table.hpp"
 #include "engine/run_context.hpp"
 #include "training/train_step.hpp"
 
 namespace difflab {
 namespace {
 
-// The class labels training and evaluation give the model must index its class table. They are
-// checked here, once, outside any capture: the model's forward cannot read them back to the host
-// (a CUDA graph capture forbids it), and on CUDA an out-of-range label is a device-side assert.
-// The model's class count is its option num_classes, as both in-tree models name it.
+// The class labels training and evaluation give the model must index its class table: checked
+// here, once, outside any capture (on CUDA an out-of-range label is a device-side assert).
 void check_labels(const RunContext& ctx) {
-  const auto& options = ctx.run.model.options;
-  const auto classes = options.has("num_classes") ? options.integer("num_classes") : 0;
-  if (classes < 1) return;  // an unconditional model ignores labels
   const auto& labels = ctx.train.labels;
   std::int64_t needed = ctx.dataset->num_classes();  // evaluation's labels are 0..K-1
   if (labels.defined() && labels.numel() > 0) needed = std::max(needed, labels.max().item<std::int64_t>() + 1);
-  if (needed > classes) {
-    throw InputError("model '" + ctx.run.model.label + "' has num_classes = " + std::to_string(classes) +
-                     ", but the dataset '" + ctx.run.dataset.label + "' has class labels up to " +
-                     std::to_string(needed - 1) + "; set the model's num_classes to at least " +
-                     std::to_string(needed));
-  }
+  check_class_table(ctx.run, needed);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The checks of a run that need its plugins' objects (runner validate, and every sweep before it
 // records anything): what the sweep file's types and bounds cannot say.
 #include "difflab/errors.hpp"
+#include "engine/class_table.hpp"
 #include "engine/engine.hpp"
 
 namespace difflab {
@@ -107,17 +108,22 @@ void validate_run(const Registry& registry, const RunConfig& run) {
     throw InputError(where + "train.label_dropout: the dataset '" + run.dataset.label +
                      "' has no class labels to drop");
   }
-  // The model's class table must hold the dataset's classes: its forward cannot check the labels
-  // (no host reads inside a CUDA graph capture); DenoisingTask checks the loaded labels again.
-  const auto classes = run.model.options.has("num_classes") ? run.model.options.integer("num_classes") : 0;
-  if (classes > 0 && dataset->num_classes() > classes) {
-    throw InputError(where + "model '" + run.model.label + "' has num_classes = " + std::to_string(classes) +
-                     ", but the dataset '" + run.dataset.label + "' has class labels up to " +
-                     std::to_string(dataset->num_classes() - 1) + "; set the model's num_classes to at least " +
-                     std::to_string(dataset->num_classes()));
+  try {  // DenoisingTask checks the loaded labels again
+    check_class_table(run, dataset->num_classes());
+  } catch (const InputError& e) {
+    throw InputError(where + e.what());
   }
   for (const auto& m : run.evaluation.metrics) registry.make_metric(m.plugin, m.options);
   resolve_device(run.device);
+}
+
+void check_class_table(const RunConfig& run, std::int64_t needed) {
+  const auto classes = run.model.options.has("num_classes") ? run.model.options.integer("num_classes") : 0;
+  if (classes < 1 || needed <= classes) return;  // an unconditional model ignores labels
+  throw InputError("model '" + run.model.label + "' has num_classes = " + std::to_string(classes) +
+                   ", but the dataset '" + run.dataset.label + "' has class labels up to " +
+                   std::to_string(needed - 1) + "; set the model's num_classes to at least " +
+                   std::to_string(needed));
 }
 
 torch::Tensor schedule_betas(const Registry& registry, const PluginConfig& schedule) {
